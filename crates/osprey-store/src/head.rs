@@ -1,0 +1,196 @@
+//! The head: an in-memory index of every stored span, small enough to keep millions of spans.
+//!
+//! It holds no span bodies, only what search and trace lookup need to find them (trace id, service,
+//! name, kind, times, status) plus the WAL location of the record that carries each span. Bodies are
+//! read back from the log on demand.
+
+use std::collections::{BTreeMap, HashMap};
+
+use osprey_model::attributes::service_name;
+use osprey_model::otlp::{status::StatusCode, ExportTraceServiceRequest};
+use osprey_model::TraceId;
+
+use crate::wal::RecordLocation;
+
+/// One span's index entry.
+#[derive(Debug, Clone, Copy)]
+pub struct SpanEntry {
+    /// Index into [`Head::record`] of the record that holds the span.
+    pub record: u32,
+    /// The span's position among all spans of its record, in resource → scope → span order.
+    pub position: u32,
+    pub start_ns: u64,
+    pub duration_ns: u64,
+    pub service: u32,
+    pub name: u32,
+    /// OTLP span kind (0–5).
+    pub kind: u8,
+    pub error: bool,
+    /// No (or an all-zero) parent span id.
+    pub root: bool,
+}
+
+#[derive(Debug)]
+pub struct TraceEntry {
+    pub id: TraceId,
+    pub spans: Vec<SpanEntry>,
+    pub start_ns: u64,
+    pub end_ns: u64,
+}
+
+impl TraceEntry {
+    /// The root span, or the earliest span while the root has not arrived.
+    pub fn root(&self) -> Option<&SpanEntry> {
+        self.spans
+            .iter()
+            .filter(|s| s.root)
+            .min_by_key(|s| s.start_ns)
+            .or_else(|| self.spans.iter().min_by_key(|s| s.start_ns))
+    }
+}
+
+/// Strings interned to small ids, so each span entry stays a few dozen bytes.
+#[derive(Default)]
+struct Interner {
+    names: Vec<String>,
+    ids: HashMap<String, u32>,
+}
+
+impl Interner {
+    fn intern(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.ids.get(name) {
+            return *id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(name.to_string());
+        self.ids.insert(name.to_string(), id);
+        id
+    }
+}
+
+#[derive(Default)]
+pub struct Head {
+    services: Interner,
+    names: Interner,
+    records: Vec<RecordLocation>,
+    traces: Vec<TraceEntry>,
+    by_id: HashMap<TraceId, u32>,
+    /// (service, span name) → bit set of the span kinds seen.
+    operations: BTreeMap<(u32, u32), u8>,
+    span_count: u64,
+}
+
+impl Head {
+    /// Indexes every span of a record that the WAL stored at `location`. Spans with invalid trace ids
+    /// (which ingest never lets through) are skipped.
+    pub fn insert(&mut self, location: RecordLocation, request: &ExportTraceServiceRequest) {
+        let record = self.records.len() as u32;
+        self.records.push(location);
+        let mut position = 0u32;
+        for rs in &request.resource_spans {
+            let service = self.services.intern(service_name(rs.resource.as_ref()));
+            for ss in &rs.scope_spans {
+                for span in &ss.spans {
+                    let this_position = position;
+                    position += 1;
+                    let Ok(trace_id) = TraceId::from_bytes(&span.trace_id) else {
+                        continue;
+                    };
+                    let name = self.names.intern(&span.name);
+                    let kind = span.kind.clamp(0, 7) as u8;
+                    *self.operations.entry((service, name)).or_default() |= 1 << kind;
+                    let entry = SpanEntry {
+                        record,
+                        position: this_position,
+                        start_ns: span.start_time_unix_nano,
+                        duration_ns: span
+                            .end_time_unix_nano
+                            .saturating_sub(span.start_time_unix_nano),
+                        service,
+                        name,
+                        kind,
+                        error: span
+                            .status
+                            .as_ref()
+                            .is_some_and(|s| s.code == StatusCode::Error as i32),
+                        root: span.parent_span_id.iter().all(|b| *b == 0),
+                    };
+                    let end_ns = entry.start_ns + entry.duration_ns;
+                    let index = *self.by_id.entry(trace_id).or_insert_with(|| {
+                        self.traces.push(TraceEntry {
+                            id: trace_id,
+                            spans: Vec::new(),
+                            start_ns: entry.start_ns,
+                            end_ns,
+                        });
+                        self.traces.len() as u32 - 1
+                    });
+                    let trace = &mut self.traces[index as usize];
+                    trace.start_ns = trace.start_ns.min(entry.start_ns);
+                    trace.end_ns = trace.end_ns.max(end_ns);
+                    trace.spans.push(entry);
+                    self.span_count += 1;
+                }
+            }
+        }
+    }
+
+    pub fn trace(&self, id: &TraceId) -> Option<&TraceEntry> {
+        self.by_id.get(id).map(|i| &self.traces[*i as usize])
+    }
+
+    /// Traces by the order their first span arrived, newest first, starting `skip` traces from the newest.
+    pub fn traces_newest_first(&self, skip: usize) -> impl Iterator<Item = &TraceEntry> {
+        self.traces.iter().rev().skip(skip)
+    }
+
+    pub fn record(&self, record: u32) -> RecordLocation {
+        self.records[record as usize]
+    }
+
+    pub fn service_id(&self, name: &str) -> Option<u32> {
+        self.services.ids.get(name).copied()
+    }
+
+    pub fn name_id(&self, name: &str) -> Option<u32> {
+        self.names.ids.get(name).copied()
+    }
+
+    pub fn service_name(&self, id: u32) -> &str {
+        &self.services.names[id as usize]
+    }
+
+    pub fn span_name(&self, id: u32) -> &str {
+        &self.names.names[id as usize]
+    }
+
+    /// Every service name, sorted.
+    pub fn services(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.services.names.iter().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// The operations of one service: (span name, OTLP span kind) pairs, sorted by name.
+    pub fn operations(&self, service: u32) -> Vec<(&str, u8)> {
+        let mut out: Vec<(&str, u8)> = self
+            .operations
+            .range((service, 0)..=(service, u32::MAX))
+            .flat_map(|(&(_, name), &kinds)| {
+                (0..8u8)
+                    .filter(move |k| kinds & (1 << k) != 0)
+                    .map(move |k| (self.span_name(name), k))
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    pub fn span_count(&self) -> u64 {
+        self.span_count
+    }
+
+    pub fn trace_count(&self) -> usize {
+        self.traces.len()
+    }
+}

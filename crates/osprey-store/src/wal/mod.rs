@@ -1,0 +1,145 @@
+//! The write-ahead log: every accepted export is appended here, and acknowledged only once durable.
+//!
+//! The log is a directory of numbered segment files (`00000000000000000001.wal`, …) of checksummed
+//! records. One writer thread owns the active segment and commits in groups: it takes every append that
+//! is waiting, writes them in one `write`, syncs once, then acknowledges them all, so an fsync's cost is
+//! shared by all concurrent clients. On open, existing segments are replayed and a damaged tail is cut.
+
+mod record;
+mod replay;
+mod writer;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, TrySendError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+use crate::metrics::StoreMetrics;
+pub use replay::{Damage, ReplayReport};
+
+/// When appended records are made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// fsync before acknowledging (group commit). Nothing acknowledged is lost on power failure.
+    Always,
+    /// Acknowledge once written to the OS, fsync at this interval: a crash of the machine (not of the
+    /// process) can lose up to one interval of acknowledged data.
+    Interval(Duration),
+}
+
+#[derive(Debug, Clone)]
+pub struct WalOptions {
+    pub fsync: FsyncPolicy,
+    /// A segment is closed and a new one started once it reaches this size.
+    pub segment_bytes: u64,
+    /// Appends waiting for the writer beyond this number are refused with [`AppendError::Full`].
+    pub queue_len: usize,
+}
+
+impl Default for WalOptions {
+    fn default() -> Self {
+        WalOptions {
+            fsync: FsyncPolicy::Always,
+            segment_bytes: 128 << 20,
+            queue_len: 1024,
+        }
+    }
+}
+
+/// Where a record's payload lies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordLocation {
+    pub segment: u64,
+    /// Byte offset of the payload (after the record header) in the segment file.
+    pub offset: u64,
+    pub len: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("the write-ahead log queue is full")]
+    Full,
+    #[error("record of {0} bytes exceeds the write-ahead log's record limit")]
+    TooLarge(usize),
+    #[error("write-ahead log I/O error: {0}")]
+    Io(String),
+    #[error("the write-ahead log is closed")]
+    Closed,
+}
+
+struct Pending {
+    payload: Bytes,
+    ack: oneshot::Sender<Result<RecordLocation, AppendError>>,
+}
+
+pub struct Wal {
+    dir: PathBuf,
+    queue: mpsc::SyncSender<Pending>,
+    readers: Mutex<HashMap<u64, Arc<File>>>,
+}
+
+fn segment_path(dir: &Path, segment: u64) -> PathBuf {
+    dir.join(format!("{segment:020}.wal"))
+}
+
+impl Wal {
+    /// Opens (creating if needed) the log in `dir`, hands every intact record to `on_record` in write
+    /// order, cuts damaged tails, and starts the writer on a fresh segment.
+    pub fn open(
+        dir: &Path,
+        options: WalOptions,
+        metrics: StoreMetrics,
+        on_record: impl FnMut(RecordLocation, &[u8]),
+    ) -> io::Result<(Wal, ReplayReport)> {
+        std::fs::create_dir_all(dir)?;
+        let report = replay::replay(dir, on_record)?;
+        let (queue, pending) = mpsc::sync_channel(options.queue_len.max(1));
+        writer::start(dir, report.last_segment + 1, options, metrics, pending)?;
+        let wal = Wal {
+            dir: dir.to_path_buf(),
+            queue,
+            readers: Mutex::new(HashMap::new()),
+        };
+        Ok((wal, report))
+    }
+
+    /// Appends one record; resolves once it is durable per the fsync policy.
+    pub async fn append(&self, payload: Bytes) -> Result<RecordLocation, AppendError> {
+        if payload.len() > record::MAX_PAYLOAD {
+            return Err(AppendError::TooLarge(payload.len()));
+        }
+        let (ack, acked) = oneshot::channel();
+        match self.queue.try_send(Pending { payload, ack }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(AppendError::Full),
+            Err(TrySendError::Disconnected(_)) => return Err(AppendError::Closed),
+        }
+        acked.await.unwrap_or(Err(AppendError::Closed))
+    }
+
+    /// Reads one record's payload back.
+    pub fn read(&self, location: RecordLocation) -> io::Result<Vec<u8>> {
+        let file = {
+            let mut readers = self.readers.lock();
+            match readers.get(&location.segment) {
+                Some(file) => file.clone(),
+                None => {
+                    let file = Arc::new(File::open(segment_path(&self.dir, location.segment))?);
+                    readers.insert(location.segment, file.clone());
+                    file
+                }
+            }
+        };
+        let mut payload = vec![0u8; location.len as usize];
+        file.read_exact_at(&mut payload, location.offset)?;
+        Ok(payload)
+    }
+}
