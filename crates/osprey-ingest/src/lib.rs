@@ -1,0 +1,11 @@
+//! Osprey's receivers: OTLP over gRPC and HTTP, feeding one [`Ingester`] that validates spans, applies
+//! the limits that keep memory bounded, and stores what it accepts.
+
+pub mod metrics;
+pub mod otlp_grpc;
+pub mod otlp_http;
+mod pipeline;
+mod validate;
+
+pub use metrics::IngestMetrics;
+pub use pipeline::{Exported, Format, IngestError, Ingester, Limits};

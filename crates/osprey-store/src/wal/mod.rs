@@ -55,7 +55,7 @@ impl Default for WalOptions {
 }
 
 /// Where a record's payload lies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RecordLocation {
     pub segment: u64,
     /// Byte offset of the payload (after the record header) in the segment file.

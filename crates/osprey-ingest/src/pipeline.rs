@@ -1,0 +1,224 @@
+//! The protocol-independent part of ingest: limits, decoding, validation and storing.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use prost::Message;
+use tokio::sync::Semaphore;
+
+use osprey_model::otlp::ExportTraceServiceRequest;
+use osprey_model::otlp_json;
+use osprey_store::{AppendError, Store};
+
+use crate::metrics::IngestMetrics;
+use crate::validate;
+
+/// Bodies above this size are decoded on the blocking pool rather than on an executor thread.
+const DECODE_INLINE_MAX: usize = 1 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Protobuf,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest request accepted, before and after decompression (OTLP recommends 64 MiB).
+    pub max_request_bytes: usize,
+    /// Request bytes being decoded and stored at once; past it, requests are refused as overload.
+    /// This, with the request cap, bounds ingest's memory whatever the clients do.
+    pub max_inflight_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_request_bytes: 64 << 20,
+            max_inflight_bytes: 256 << 20,
+        }
+    }
+}
+
+/// The outcome of an export that was (at least partly) accepted.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Exported {
+    pub accepted: u64,
+    pub rejected: u64,
+    /// Why spans were rejected; empty when none were.
+    pub message: String,
+}
+
+/// Why a whole export was refused. Each protocol maps these to its own status codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestError {
+    /// The body could not be decoded (HTTP 400, gRPC INVALID_ARGUMENT).
+    Malformed(String),
+    /// The request exceeds the size limit (HTTP 413, gRPC RESOURCE_EXHAUSTED).
+    TooLarge(String),
+    /// Too much in flight: retry after a pause (HTTP 429, gRPC UNAVAILABLE + RetryInfo).
+    Throttled(String),
+    /// The write-ahead log is behind or failing: retry later (HTTP 503, gRPC UNAVAILABLE).
+    Unavailable(String),
+}
+
+impl IngestError {
+    pub fn message(&self) -> &str {
+        match self {
+            IngestError::Malformed(m)
+            | IngestError::TooLarge(m)
+            | IngestError::Throttled(m)
+            | IngestError::Unavailable(m) => m,
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            IngestError::Malformed(_) => "malformed",
+            IngestError::TooLarge(_) => "too_large",
+            IngestError::Throttled(_) => "throttled",
+            IngestError::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+pub struct Ingester {
+    store: Arc<Store>,
+    limits: Limits,
+    inflight: Arc<Semaphore>,
+    metrics: IngestMetrics,
+}
+
+impl Ingester {
+    pub fn new(store: Arc<Store>, limits: Limits) -> Ingester {
+        Ingester {
+            store,
+            limits,
+            inflight: Arc::new(Semaphore::new(limits.max_inflight_bytes)),
+            metrics: IngestMetrics::default(),
+        }
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    pub fn metrics(&self) -> &IngestMetrics {
+        &self.metrics
+    }
+
+    /// Counts a request refused before it reached [`Ingester::export`] (e.g. by a size check while reading).
+    pub fn count_refused(&self, error: &IngestError) {
+        self.metrics
+            .requests_rejected
+            .get_or_create(&[("reason", error.reason())])
+            .inc();
+    }
+
+    /// Decodes, validates and durably stores one export request body (already decompressed).
+    /// `protocol` labels the metrics (`grpc`, `http`).
+    pub async fn export(
+        &self,
+        body: Bytes,
+        format: Format,
+        protocol: &'static str,
+    ) -> Result<Exported, IngestError> {
+        let result = self.export_inner(body, format, protocol).await;
+        if let Err(e) = &result {
+            self.count_refused(e);
+        }
+        result
+    }
+
+    async fn export_inner(
+        &self,
+        body: Bytes,
+        format: Format,
+        protocol: &'static str,
+    ) -> Result<Exported, IngestError> {
+        if body.len() > self.limits.max_request_bytes {
+            return Err(too_large(body.len(), self.limits.max_request_bytes));
+        }
+        let cost = body.len().clamp(1, self.limits.max_inflight_bytes) as u32;
+        let _permit = self.inflight.try_acquire_many(cost).map_err(|_| {
+            IngestError::Throttled(
+                "ingest is at its in-flight memory limit; retry after a pause".to_string(),
+            )
+        })?;
+
+        let (request, rejected, payload) = if body.len() > DECODE_INLINE_MAX {
+            tokio::task::spawn_blocking(move || decode(body, format))
+                .await
+                .map_err(|e| IngestError::Unavailable(format!("decoding task failed: {e}")))??
+        } else {
+            decode(body, format)?
+        };
+        let accepted = validate::span_count(&request);
+        self.metrics
+            .spans_received
+            .get_or_create(&[("protocol", protocol)])
+            .inc_by(accepted + rejected.spans);
+        if rejected.spans > 0 {
+            self.metrics
+                .spans_rejected
+                .get_or_create(&[("reason", "invalid_id")])
+                .inc_by(rejected.spans);
+        }
+        if accepted > 0 {
+            self.store
+                .append(&request, payload)
+                .await
+                .map_err(|e| match e {
+                    AppendError::Full => IngestError::Throttled(
+                        "the write-ahead log is behind; retry after a pause".to_string(),
+                    ),
+                    AppendError::TooLarge(n) => too_large(n, self.limits.max_request_bytes),
+                    AppendError::Io(_) | AppendError::Closed => {
+                        IngestError::Unavailable(format!("spans could not be stored: {e}"))
+                    }
+                })?;
+            self.metrics
+                .spans_accepted
+                .get_or_create(&[("protocol", protocol)])
+                .inc_by(accepted);
+        }
+        Ok(Exported {
+            accepted,
+            rejected: rejected.spans,
+            message: match rejected.first_reason {
+                Some(reason) if rejected.spans > 1 => format!(
+                    "{} spans rejected for invalid ids; first: {reason}",
+                    rejected.spans
+                ),
+                Some(reason) => format!("1 span rejected: {reason}"),
+                None => String::new(),
+            },
+        })
+    }
+}
+
+pub(crate) fn too_large(size: usize, limit: usize) -> IngestError {
+    IngestError::TooLarge(format!(
+        "request of {size} bytes exceeds the limit of {limit} bytes"
+    ))
+}
+
+/// Decodes and validates; returns the request, what was rejected, and the protobuf payload to store
+/// (the body itself when it is protobuf and nothing was taken out).
+fn decode(
+    body: Bytes,
+    format: Format,
+) -> Result<(ExportTraceServiceRequest, validate::Rejected, Bytes), IngestError> {
+    let mut request = match format {
+        Format::Protobuf => ExportTraceServiceRequest::decode(body.clone())
+            .map_err(|e| IngestError::Malformed(format!("invalid OTLP protobuf: {e}")))?,
+        Format::Json => otlp_json::decode_request(&body).map_err(IngestError::Malformed)?,
+    };
+    let rejected = validate::retain_valid(&mut request);
+    let payload = if format == Format::Protobuf && rejected.spans == 0 {
+        body
+    } else {
+        Bytes::from(request.encode_to_vec())
+    };
+    Ok((request, rejected, payload))
+}
