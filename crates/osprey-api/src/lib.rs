@@ -1,0 +1,88 @@
+//! Osprey's query-side HTTP server (port 16686 by default): the Jaeger-compatible query APIs (classic
+//! `/api/...` and `/api/v3/...`), health probes and Prometheus metrics.
+
+mod jaeger_v1;
+mod jaeger_v3;
+mod ops;
+mod params;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use osprey_query::Query;
+
+/// Query latency by endpoint.
+#[derive(Clone)]
+pub struct ApiMetrics {
+    pub query_seconds: Family<[(&'static str, &'static str); 1], Histogram>,
+}
+
+impl Default for ApiMetrics {
+    fn default() -> Self {
+        ApiMetrics {
+            query_seconds: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+            }),
+        }
+    }
+}
+
+impl ApiMetrics {
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "osprey_query_duration_seconds",
+            "Time to answer query API requests, by endpoint",
+            self.query_seconds.clone(),
+        );
+    }
+}
+
+#[derive(Clone)]
+pub struct ApiState {
+    query: Query,
+    registry: Arc<Registry>,
+    metrics: ApiMetrics,
+}
+
+impl ApiState {
+    /// `registry` is what `/metrics` exposes; register `metrics` in it before passing it here.
+    pub fn new(query: Query, registry: Arc<Registry>, metrics: ApiMetrics) -> ApiState {
+        ApiState {
+            query,
+            registry,
+            metrics,
+        }
+    }
+
+    /// Runs blocking query work off the executor and records its latency under `endpoint`.
+    async fn run<T: Send + 'static>(
+        &self,
+        endpoint: &'static str,
+        work: impl FnOnce(&Query) -> T + Send + 'static,
+    ) -> T {
+        let query = self.query.clone();
+        let started = Instant::now();
+        let result = tokio::task::spawn_blocking(move || work(&query))
+            .await
+            .expect("query tasks do not panic");
+        self.metrics
+            .query_seconds
+            .get_or_create(&[("endpoint", endpoint)])
+            .observe(started.elapsed().as_secs_f64());
+        result
+    }
+}
+
+/// Every route of the query port.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .merge(jaeger_v1::routes())
+        .merge(jaeger_v3::routes())
+        .merge(ops::routes())
+        .with_state(state)
+}

@@ -118,6 +118,20 @@ pub fn span_kind_name(kind: i32) -> Option<&'static str> {
     }
 }
 
+/// The OTLP span kind of a Jaeger kind name (`server`, `client`…, case-insensitive), for filters.
+pub fn span_kind_from_name(name: &str) -> Option<i32> {
+    let kind = match name.to_ascii_lowercase().as_str() {
+        "unspecified" | "" => SpanKind::Unspecified,
+        "internal" => SpanKind::Internal,
+        "server" => SpanKind::Server,
+        "client" => SpanKind::Client,
+        "producer" => SpanKind::Producer,
+        "consumer" => SpanKind::Consumer,
+        _ => return None,
+    };
+    Some(kind as i32)
+}
+
 /// Builds one Jaeger trace from the resource spans of a single trace.
 pub fn trace(trace_id: &str, resource_spans: &[ResourceSpans]) -> Trace {
     let mut processes: BTreeMap<String, Process> = BTreeMap::new();

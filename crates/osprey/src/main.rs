@@ -1,1 +1,50 @@
-fn main() {}
+//! The `osprey` binary: `serve` (the default), `trace`, and `bench`.
+
+mod bench;
+mod client;
+mod serve;
+mod trace_tree;
+
+use clap::{Parser, Subcommand};
+
+/// Osprey: a distributed tracing backend in one binary. Takes OTLP (gRPC and HTTP), keeps spans durably,
+/// and answers the Jaeger query APIs.
+#[derive(Parser)]
+#[command(name = "osprey", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Flags of `serve`, which runs when no command is given.
+    #[command(flatten)]
+    serve: serve::ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default command).
+    Serve(serve::ServeArgs),
+    /// Print one trace as an indented tree: service, operation, start offset, duration, a bar, errors.
+    Trace(trace_tree::TraceArgs),
+    /// Measure Osprey on this machine.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("OSPREY_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Runtime::new()?;
+    match cli.command {
+        None => runtime.block_on(serve::run(cli.serve)),
+        Some(Command::Serve(args)) => runtime.block_on(serve::run(args)),
+        Some(Command::Trace(args)) => runtime.block_on(trace_tree::run(args)),
+        Some(Command::Bench(command)) => runtime.block_on(bench::run(command)),
+    }
+}

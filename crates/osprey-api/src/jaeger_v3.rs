@@ -1,0 +1,206 @@
+//! Jaeger's api_v3 over HTTP: OTLP/JSON traces, RFC 3339 time bounds, `{"error": {...}}` errors.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use osprey_model::jaeger::{span_kind_from_name, span_kind_name};
+use osprey_model::otlp_json::encode_resource_spans;
+use osprey_query::{TraceQuery, TraceSummary};
+
+use crate::params::{self, Params};
+use crate::ApiState;
+
+/// Traces returned when `query.search_depth` is not given.
+const DEFAULT_DEPTH: usize = 100;
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/api/v3/services", get(services))
+        .route("/api/v3/operations", get(operations))
+        .route("/api/v3/traces", get(search))
+        .route("/api/v3/traces/{trace_id}", get(trace))
+        .route("/api/v3/trace-summaries", get(summaries))
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    let body = json!({"error": {"httpCode": status.as_u16(), "message": message.into()}});
+    (status, Json(body)).into_response()
+}
+
+fn bad_request(message: String) -> Response {
+    error(StatusCode::BAD_REQUEST, message)
+}
+
+fn internal(e: std::io::Error) -> Response {
+    error(StatusCode::INTERNAL_SERVER_ERROR, format!("reading stored spans failed: {e}"))
+}
+
+async fn services(State(state): State<ApiState>) -> Response {
+    Json(json!({"services": state.run("services", |q| q.services()).await})).into_response()
+}
+
+async fn operations(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
+    let params = match Params::parse(query.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return bad_request(e),
+    };
+    let Some(service) = params.get(&["service"]).map(str::to_string) else {
+        return bad_request("parameter 'service' is required".into());
+    };
+    let kind = match params.get(&["spanKind", "span_kind"]) {
+        None => None,
+        Some(name) => match span_kind_from_name(name) {
+            Some(kind) => Some(kind),
+            None => return bad_request(format!("unknown spanKind {name:?}")),
+        },
+    };
+    let operations = state
+        .run("operations", move |q| q.operations(&service, kind))
+        .await;
+    let operations: Vec<_> = operations
+        .into_iter()
+        .map(|(name, kind)| json!({"name": name, "spanKind": span_kind_name(kind).unwrap_or("")}))
+        .collect();
+    Json(json!({"operations": operations})).into_response()
+}
+
+async fn trace(State(state): State<ApiState>, Path(trace_id): Path<String>) -> Response {
+    let id = match params::trace_id(&trace_id) {
+        Ok(id) => id,
+        Err(e) => return bad_request(e),
+    };
+    match state.run("trace", move |q| q.trace(&id)).await {
+        Ok(Some(spans)) => {
+            Json(json!({"result": {"resourceSpans": encode_resource_spans(&spans)}})).into_response()
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, "trace not found"),
+        Err(e) => internal(e),
+    }
+}
+
+/// `query.x_y` in the proto's spelling or `query.xY` in JSON's; both reach Jaeger.
+fn keys(snake: &'static str, camel: &'static str) -> [&'static str; 2] {
+    [snake, camel]
+}
+
+fn search_query(params: &Params) -> Result<TraceQuery, String> {
+    let start = params
+        .parsed(&keys("query.start_time_min", "query.startTimeMin"), params::rfc3339)?
+        .ok_or("query.start_time_min is required")?;
+    let end = params
+        .parsed(&keys("query.start_time_max", "query.startTimeMax"), params::rfc3339)?
+        .ok_or("query.start_time_max is required")?;
+    let mut attributes = Vec::new();
+    if let Some(json) = params.get(&["query.attributes"]) {
+        let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json)
+            .map_err(|e| format!("invalid query.attributes: expected a JSON object: {e}"))?;
+        for (key, value) in map {
+            let value = match value {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            attributes.push((key, value));
+        }
+    }
+    Ok(TraceQuery {
+        service: params
+            .get(&keys("query.service_name", "query.serviceName"))
+            .map(str::to_string),
+        operation: params
+            .get(&keys("query.operation_name", "query.operationName"))
+            .map(str::to_string),
+        attributes,
+        min_duration_ns: params.parsed(
+            &keys("query.duration_min", "query.durationMin"),
+            params::go_duration,
+        )?,
+        max_duration_ns: params.parsed(
+            &keys("query.duration_max", "query.durationMax"),
+            params::go_duration,
+        )?,
+        start_ns: Some(start),
+        end_ns: Some(end),
+        limit: params
+            .parsed(
+                &["query.search_depth", "query.searchDepth", "query.num_traces"],
+                params::unsigned,
+            )?
+            .map_or(DEFAULT_DEPTH, |d| d as usize),
+    })
+}
+
+/// Parses the search parameters, also `query.attributes[key]=value` pairs.
+fn parse_search(query: Option<&str>) -> Result<TraceQuery, String> {
+    let params = Params::parse(query)?;
+    let mut search = search_query(&params)?;
+    for (key, value) in params.pairs() {
+        if let Some(attribute) = key
+            .strip_prefix("query.attributes[")
+            .and_then(|k| k.strip_suffix(']'))
+        {
+            search.attributes.push((attribute.to_string(), value.to_string()));
+        }
+    }
+    Ok(search)
+}
+
+async fn search(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
+    let query = match parse_search(query.as_deref()) {
+        Ok(q) => q,
+        Err(e) => return bad_request(e),
+    };
+    let found = state
+        .run("search", move |q| {
+            let mut spans = Vec::new();
+            for id in q.search(&query)? {
+                spans.extend(q.trace(&id)?.unwrap_or_default());
+            }
+            Ok(spans)
+        })
+        .await;
+    match found {
+        Ok(spans) if spans.is_empty() => error(StatusCode::NOT_FOUND, "No traces found"),
+        Ok(spans) => {
+            Json(json!({"result": {"resourceSpans": encode_resource_spans(&spans)}})).into_response()
+        }
+        Err(e) => internal(e),
+    }
+}
+
+fn summary_json(s: &TraceSummary) -> serde_json::Value {
+    json!({
+        "traceId": s.trace_id.to_hex(),
+        "rootServiceName": s.root_service,
+        "rootOperationName": s.root_name,
+        "minStartTimeUnixNano": s.start_ns.to_string(),
+        "maxEndTimeUnixNano": s.end_ns.to_string(),
+        "spanCount": s.span_count,
+        "errorSpanCount": s.error_count,
+        "services": s.services.iter().map(|c| json!({
+            "name": c.name, "spanCount": c.span_count, "errorSpanCount": c.error_count,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+async fn summaries(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
+    let query = match parse_search(query.as_deref()) {
+        Ok(q) => q,
+        Err(e) => return bad_request(e),
+    };
+    let found = state
+        .run("trace-summaries", move |q| {
+            q.search(&query).map(|ids| q.summaries(&ids))
+        })
+        .await;
+    match found {
+        Ok(summaries) => {
+            let summaries: Vec<_> = summaries.iter().map(summary_json).collect();
+            Json(json!({"summaries": summaries})).into_response()
+        }
+        Err(e) => internal(e),
+    }
+}

@@ -1,0 +1,126 @@
+//! Parsing the query-string forms the compatible APIs use: Go durations, RFC 3339 times, hex ids,
+//! repeated keys.
+
+use osprey_model::TraceId;
+
+/// A query string as (key, value) pairs, keeping repeated keys.
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    pub fn parse(query: Option<&str>) -> Result<Params, String> {
+        serde_urlencoded::from_str(query.unwrap_or(""))
+            .map(Params)
+            .map_err(|e| format!("malformed query string: {e}"))
+    }
+
+    /// The first non-empty value of any of `keys` (APIs accept several spellings of one parameter).
+    pub fn get(&self, keys: &[&str]) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, v)| keys.contains(&k.as_str()) && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// An optional value parsed with `parse`; the error names the parameter.
+    pub fn parsed<T>(
+        &self,
+        keys: &[&str],
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, String> {
+        match self.get(keys) {
+            None => Ok(None),
+            Some(v) => parse(v)
+                .map(Some)
+                .map_err(|e| format!("invalid {}: {e}", keys[0])),
+        }
+    }
+}
+
+pub fn trace_id(text: &str) -> Result<TraceId, String> {
+    TraceId::from_hex(text).map_err(|e| format!("malformed trace id {text:?}: {e}"))
+}
+
+pub fn unsigned(text: &str) -> Result<u64, String> {
+    text.parse()
+        .map_err(|_| format!("{text:?} is not a non-negative integer"))
+}
+
+/// A Go `time.Duration` string (`1.5s`, `300ms`, `2h45m`, `10us`) in nanoseconds.
+pub fn go_duration(text: &str) -> Result<u64, String> {
+    let bad = || format!("{text:?} is not a duration like 300ms, 1.5s or 2m");
+    if text == "0" {
+        return Ok(0);
+    }
+    let mut rest = text;
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let number: f64 = rest[..number_len].parse().map_err(|_| bad())?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return Err(bad()),
+        };
+        total += number * scale;
+        rest = &rest[unit_len..];
+    }
+    Ok(total.round() as u64)
+}
+
+/// An RFC 3339 time (any precision, any offset) in nanoseconds since the Unix epoch.
+pub fn rfc3339(text: &str) -> Result<u64, String> {
+    let time = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("{text:?} is not an RFC 3339 time: {e}"))?;
+    u64::try_from(time.unix_timestamp_nanos()).map_err(|_| format!("{text:?} is before 1970"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(go_duration("1.5s"), Ok(1_500_000_000));
+        assert_eq!(go_duration("2h45m"), Ok(9_900_000_000_000));
+        assert_eq!(go_duration("300ms"), Ok(300_000_000));
+        assert_eq!(go_duration("10us"), Ok(10_000));
+        assert_eq!(go_duration("10µs"), Ok(10_000));
+        assert!(go_duration("10").is_err());
+        assert!(go_duration("fast").is_err());
+    }
+
+    #[test]
+    fn rfc3339_times() {
+        assert_eq!(rfc3339("1970-01-01T00:00:01.5Z"), Ok(1_500_000_000));
+        assert_eq!(rfc3339("1970-01-01T01:00:01+01:00"), Ok(1_000_000_000));
+        assert!(rfc3339("yesterday").is_err());
+    }
+
+    #[test]
+    fn repeated_and_aliased_keys() {
+        let p = Params::parse(Some("tag=a:1&tag=b:2&query.serviceName=x")).unwrap();
+        assert_eq!(p.all("tag").collect::<Vec<_>>(), ["a:1", "b:2"]);
+        assert_eq!(p.get(&["query.service_name", "query.serviceName"]), Some("x"));
+    }
+}

@@ -1,0 +1,273 @@
+//! `osprey bench ingest`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::{BufMut, Bytes};
+use clap::Args;
+use prost::Message;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::http::uri::PathAndQuery;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+use osprey_model::otlp::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+
+use super::server_process::ServerProcess;
+use super::tracegen::{self, Shape};
+
+#[derive(Args, Debug)]
+pub struct IngestArgs {
+    /// OTLP/gRPC endpoint of a running server (e.g. http://127.0.0.1:4317). Without it, the benchmark
+    /// starts its own `osprey serve` on a temporary directory and reports that server's peak memory.
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Concurrent clients, each with its own connection.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// How long to send load.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    #[arg(long, default_value_t = 1000)]
+    spans_per_request: usize,
+    #[arg(long, default_value_t = 10)]
+    spans_per_trace: usize,
+    #[arg(long, default_value_t = 10)]
+    services: usize,
+    /// Distinct requests generated up front and sent round-robin (so generation costs nothing during
+    /// the run).
+    #[arg(long, default_value_t = 200)]
+    distinct_requests: usize,
+    /// A flag for the started server, repeatable, e.g. `--server-arg=--fsync=interval`.
+    #[arg(long, allow_hyphen_values = true)]
+    server_arg: Vec<String>,
+    /// Data directory for the started server (default: a fresh one under the system temp dir, removed
+    /// afterwards).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+#[derive(Default)]
+struct ClientStats {
+    latencies: Vec<Duration>,
+    accepted_spans: u64,
+    throttled: u64,
+    failed: u64,
+    last_error: Option<Status>,
+}
+
+pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
+    let shape = Shape {
+        spans_per_request: args.spans_per_request,
+        spans_per_trace: args.spans_per_trace,
+        services: args.services,
+    };
+    println!(
+        "ingest benchmark: {} clients, {}-span requests, {} spans/trace, {} services, {} s",
+        args.clients, shape.spans_per_request, shape.spans_per_trace, shape.services, args.seconds
+    );
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos() as u64;
+    let mut rng = fastrand::Rng::with_seed(42);
+    let requests: Vec<Bytes> = (0..args.distinct_requests.max(1))
+        .map(|_| Bytes::from(tracegen::request(shape, &mut rng, now_ns).encode_to_vec()))
+        .collect();
+    let mean_bytes = requests.iter().map(Bytes::len).sum::<usize>() / requests.len();
+    println!(
+        "generated {} requests, {} bytes each on average ({} bytes/span)",
+        requests.len(),
+        mean_bytes,
+        mean_bytes / shape.spans_per_request.max(1)
+    );
+
+    let decode_rate = decode_only_rate(&requests, shape.spans_per_request);
+    println!("decode only (prost, one core): {} spans/s", thousands(decode_rate as u64));
+
+    let temp_dir = std::env::temp_dir().join(format!("osprey-bench-{}", std::process::id()));
+    let (server, endpoint) = match &args.endpoint {
+        Some(endpoint) => (None, endpoint.clone()),
+        None => {
+            let dir = args.data_dir.clone().unwrap_or_else(|| temp_dir.clone());
+            let server = ServerProcess::start(&dir, &args.server_arg).await?;
+            let endpoint = format!("http://{}", server.grpc);
+            (Some(server), endpoint)
+        }
+    };
+    let result = load(&args, &requests, &endpoint).await;
+    let peak_rss = server.as_ref().map(ServerProcess::peak_rss_bytes).transpose()?;
+    drop(server);
+    if args.endpoint.is_none() && args.data_dir.is_none() {
+        let _ = std::fs::remove_dir_all(&temp_dir);
+    }
+    let (stats, elapsed) = result?;
+
+    let mut latencies: Vec<Duration> = stats.iter().flat_map(|s| s.latencies.clone()).collect();
+    latencies.sort_unstable();
+    let accepted: u64 = stats.iter().map(|s| s.accepted_spans).sum();
+    let rate = accepted as f64 / elapsed.as_secs_f64();
+    println!(
+        "accepted: {} spans in {:.2} s = {} spans/s ({:.0}% of the decode-only rate)",
+        thousands(accepted),
+        elapsed.as_secs_f64(),
+        thousands(rate as u64),
+        100.0 * rate / decode_rate
+    );
+    println!(
+        "export latency: p50 {:.1} ms, p99 {:.1} ms ({} requests, {} throttled, {} failed)",
+        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        latencies.len(),
+        stats.iter().map(|s| s.throttled).sum::<u64>(),
+        stats.iter().map(|s| s.failed).sum::<u64>(),
+    );
+    if let Some(status) = stats.iter().find_map(|s| s.last_error.as_ref()) {
+        println!("last error: {status}");
+    }
+    match peak_rss {
+        Some(bytes) => println!("server peak RSS: {} MiB", bytes >> 20),
+        None => println!("server peak RSS: not measured (external --endpoint)"),
+    }
+    Ok(())
+}
+
+async fn load(
+    args: &IngestArgs,
+    requests: &[Bytes],
+    endpoint: &str,
+) -> anyhow::Result<(Vec<ClientStats>, Duration)> {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.seconds);
+    let mut tasks = Vec::new();
+    for client in 0..args.clients.max(1) {
+        let channel = Channel::from_shared(endpoint.to_string())?
+            .connect()
+            .await
+            .with_context(|| format!("connecting to {endpoint}"))?;
+        let requests = requests.to_vec();
+        let spans_per_request = args.spans_per_request as u64;
+        tasks.push(tokio::spawn(async move {
+            let mut grpc = tonic::client::Grpc::new(channel);
+            let mut stats = ClientStats::default();
+            let mut next = client;
+            while Instant::now() < deadline {
+                let body = requests[next % requests.len()].clone();
+                next += 1;
+                if let Err(e) = grpc.ready().await {
+                    stats.failed += 1;
+                    stats.last_error = Some(Status::unavailable(e.to_string()));
+                    break;
+                }
+                let sent = Instant::now();
+                let result = grpc
+                    .unary(
+                        tonic::Request::new(body),
+                        PathAndQuery::from_static(EXPORT_PATH),
+                        RawRequestCodec,
+                    )
+                    .await;
+                stats.latencies.push(sent.elapsed());
+                match result {
+                    Ok(response) => {
+                        let rejected = response
+                            .into_inner()
+                            .partial_success
+                            .map_or(0, |p| p.rejected_spans as u64);
+                        stats.accepted_spans += spans_per_request - rejected;
+                    }
+                    Err(status) if status.code() == Code::Unavailable => {
+                        stats.throttled += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Err(status) => {
+                        stats.failed += 1;
+                        stats.last_error = Some(status);
+                    }
+                }
+            }
+            stats
+        }));
+    }
+    let mut stats = Vec::new();
+    for task in tasks {
+        stats.push(task.await?);
+    }
+    Ok((stats, started.elapsed()))
+}
+
+/// Spans per second prost decodes on one core, over the same requests.
+fn decode_only_rate(requests: &[Bytes], spans_per_request: usize) -> f64 {
+    let started = Instant::now();
+    let mut decoded = 0usize;
+    while started.elapsed() < Duration::from_secs(2) {
+        for request in requests {
+            let message = ExportTraceServiceRequest::decode(request.clone()).expect("valid request");
+            decoded += std::hint::black_box(message).resource_spans.len().min(1) * spans_per_request;
+        }
+    }
+    decoded as f64 / started.elapsed().as_secs_f64()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Sends pre-encoded request bytes as they are; decodes the response with prost.
+struct RawRequestCodec;
+
+impl Codec for RawRequestCodec {
+    type Encode = Bytes;
+    type Decode = ExportTraceServiceResponse;
+    type Encoder = BytesEncoder;
+    type Decoder = ResponseDecoder;
+
+    fn encoder(&mut self) -> BytesEncoder {
+        BytesEncoder
+    }
+    fn decoder(&mut self) -> ResponseDecoder {
+        ResponseDecoder
+    }
+}
+
+struct BytesEncoder;
+
+impl Encoder for BytesEncoder {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+struct ResponseDecoder;
+
+impl Decoder for ResponseDecoder {
+    type Item = ExportTraceServiceResponse;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
+        ExportTraceServiceResponse::decode(src)
+            .map(Some)
+            .map_err(|e| Status::internal(format!("undecodable response: {e}")))
+    }
+}

@@ -1,0 +1,73 @@
+//! A real `osprey serve` child process on free loopback ports, for benchmarks that measure the server as
+//! users run it (its own process, its own memory).
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+pub struct ServerProcess {
+    child: Child,
+    pub grpc: SocketAddr,
+}
+
+fn free_port() -> anyhow::Result<SocketAddr> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+impl ServerProcess {
+    /// Starts this same binary as `serve` on `data_dir` with `extra` flags, and waits until it is ready.
+    pub async fn start(data_dir: &Path, extra: &[String]) -> anyhow::Result<ServerProcess> {
+        let (grpc, http, query) = (free_port()?, free_port()?, free_port()?);
+        let child = Command::new(std::env::current_exe()?)
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--otlp-grpc-addr", &grpc.to_string()])
+            .args(["--otlp-http-addr", &http.to_string()])
+            .args(["--query-addr", &query.to_string()])
+            .args(extra)
+            .env("OSPREY_LOG", "warn")
+            .stdin(Stdio::null())
+            .spawn()
+            .context("starting the osprey server")?;
+        let mut server = ServerProcess { child, grpc };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok((200, _)) = crate::client::get(&format!("http://{query}/ready")).await {
+                return Ok(server);
+            }
+            if let Some(status) = server.child.try_wait()? {
+                bail!("the server exited while starting: {status}");
+            }
+            if Instant::now() > deadline {
+                bail!("the server did not become ready within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The server's peak resident memory so far (VmHWM), in bytes.
+    pub fn peak_rss_bytes(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .context("no VmHWM in /proc/<pid>/status")?;
+        let kib: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .context("malformed VmHWM line")?
+            .parse()?;
+        Ok(kib * 1024)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,166 @@
+//! `osprey serve`: opens the store, then serves OTLP/gRPC, OTLP/HTTP and the query port.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+
+use osprey_api::{ApiMetrics, ApiState};
+use osprey_ingest::otlp_grpc::TraceService;
+use osprey_ingest::{Ingester, Limits};
+use osprey_query::Query;
+use osprey_store::{FsyncPolicy, Store, WalOptions};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Fsync {
+    /// fsync before every acknowledgement (group commit): no acknowledged span is ever lost.
+    Always,
+    /// Acknowledge once written, fsync every --fsync-interval: a machine crash may lose that interval.
+    Interval,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct ServeArgs {
+    /// Where spans are stored.
+    #[arg(long, env = "OSPREY_DATA_DIR", default_value = "./osprey-data")]
+    pub data_dir: PathBuf,
+    /// OTLP/gRPC listen address.
+    #[arg(long, env = "OSPREY_OTLP_GRPC_ADDR", default_value = "0.0.0.0:4317")]
+    pub otlp_grpc_addr: SocketAddr,
+    /// OTLP/HTTP listen address (`POST /v1/traces`).
+    #[arg(long, env = "OSPREY_OTLP_HTTP_ADDR", default_value = "0.0.0.0:4318")]
+    pub otlp_http_addr: SocketAddr,
+    /// Query API, health and metrics listen address.
+    #[arg(long, env = "OSPREY_QUERY_ADDR", default_value = "0.0.0.0:16686")]
+    pub query_addr: SocketAddr,
+    /// When the write-ahead log is made durable.
+    #[arg(long, env = "OSPREY_FSYNC", value_enum, default_value_t = Fsync::Always)]
+    pub fsync: Fsync,
+    /// fsync period under `--fsync interval`, in milliseconds.
+    #[arg(long, env = "OSPREY_FSYNC_INTERVAL_MS", default_value_t = 100)]
+    pub fsync_interval_ms: u64,
+    /// Largest export request accepted, before and after decompression.
+    #[arg(long, env = "OSPREY_MAX_REQUEST_BYTES", default_value_t = 64 << 20)]
+    pub max_request_bytes: usize,
+    /// Request bytes in flight at once (decoding or waiting for the log) before exports are throttled.
+    #[arg(long, env = "OSPREY_MAX_INFLIGHT_BYTES", default_value_t = 256 << 20)]
+    pub max_inflight_bytes: usize,
+    /// Exports waiting for the write-ahead log before further ones are throttled.
+    #[arg(long, env = "OSPREY_WAL_QUEUE", default_value_t = 1024)]
+    pub wal_queue: usize,
+    /// Size at which a write-ahead log segment is closed and a new one started.
+    #[arg(long, env = "OSPREY_WAL_SEGMENT_BYTES", default_value_t = 128 << 20)]
+    pub wal_segment_bytes: u64,
+    /// Export requests being received at once, per protocol, beyond which new ones wait.
+    #[arg(long, env = "OSPREY_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
+    pub max_concurrent_requests: usize,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let wal_options = WalOptions {
+        fsync: match args.fsync {
+            Fsync::Always => FsyncPolicy::Always,
+            Fsync::Interval => FsyncPolicy::Interval(Duration::from_millis(args.fsync_interval_ms)),
+        },
+        segment_bytes: args.wal_segment_bytes,
+        queue_len: args.wal_queue,
+    };
+    let data_dir = args.data_dir.clone();
+    let (store, report) =
+        tokio::task::spawn_blocking(move || Store::open(&data_dir, wal_options))
+            .await?
+            .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+    for damage in &report.damaged {
+        tracing::warn!(
+            segment = damage.segment,
+            offset = damage.offset,
+            bytes_cut = damage.bytes_cut,
+            reason = damage.reason,
+            "cut a damaged write-ahead log tail"
+        );
+    }
+    tracing::info!(
+        data_dir = %args.data_dir.display(),
+        segments = report.segments,
+        records = report.records,
+        spans = store.head().span_count(),
+        "write-ahead log replayed"
+    );
+    let store = Arc::new(store);
+    let ingester = Arc::new(Ingester::new(
+        store.clone(),
+        Limits {
+            max_request_bytes: args.max_request_bytes,
+            max_inflight_bytes: args.max_inflight_bytes.min(u32::MAX as usize),
+        },
+    ));
+
+    let mut registry = Registry::default();
+    store.metrics().register(&mut registry);
+    ingester.metrics().register(&mut registry);
+    let api_metrics = ApiMetrics::default();
+    api_metrics.register(&mut registry);
+    let api = osprey_api::router(ApiState::new(
+        Query::new(store.clone()),
+        Arc::new(registry),
+        api_metrics,
+    ));
+
+    let query_listener = bind(args.query_addr, "query").await?;
+    let http_listener = bind(args.otlp_http_addr, "OTLP/HTTP").await?;
+    let grpc_listener = bind(args.otlp_grpc_addr, "OTLP/gRPC").await?;
+
+    let http = osprey_ingest::otlp_http::router(ingester.clone()).layer(
+        tower::limit::GlobalConcurrencyLimitLayer::new(args.max_concurrent_requests),
+    );
+    let grpc = tonic::transport::Server::builder()
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            args.max_concurrent_requests,
+        ))
+        .add_service(TraceService::new(ingester))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+            shutdown_signal(),
+        );
+    tracing::info!("osprey is ready");
+    tokio::try_join!(
+        async {
+            axum::serve(query_listener, api)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+                .context("query server")
+        },
+        async {
+            axum::serve(http_listener, http)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+                .context("OTLP/HTTP server")
+        },
+        async { grpc.await.context("OTLP/gRPC server") },
+    )?;
+    tracing::info!("osprey stopped");
+    Ok(())
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the {what} port {addr}"))?;
+    tracing::info!(%addr, "{what} listening");
+    Ok(listener)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

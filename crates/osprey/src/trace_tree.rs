@@ -1,0 +1,215 @@
+//! `osprey trace <id>`: a trace as an indented tree in the terminal.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+use osprey_model::attributes::service_name;
+use osprey_model::otlp::{status::StatusCode, ResourceSpans, Span};
+use osprey_model::TraceId;
+
+#[derive(Args, Debug)]
+pub struct TraceArgs {
+    /// The trace id (32 hex digits; 16 for a 64-bit id).
+    pub trace_id: String,
+    /// The Osprey query endpoint to ask.
+    #[arg(long, env = "OSPREY_SERVER", default_value = "http://127.0.0.1:16686")]
+    pub server: String,
+    /// Width of the duration bars, in characters.
+    #[arg(long, default_value_t = 40)]
+    pub bar_width: usize,
+}
+
+pub async fn run(args: TraceArgs) -> anyhow::Result<()> {
+    let id = TraceId::from_hex(&args.trace_id)
+        .map_err(|e| anyhow::anyhow!("malformed trace id {:?}: {e}", args.trace_id))?;
+    let url = format!("{}/api/v3/traces/{id}", args.server.trim_end_matches('/'));
+    let (status, body) = crate::client::get(&url).await?;
+    match status {
+        200 => {}
+        404 => bail!("trace {id} not found"),
+        _ => bail!("{url} answered {status}: {}", String::from_utf8_lossy(&body)),
+    }
+    let response: serde_json::Value = serde_json::from_slice(&body).context("parsing the trace")?;
+    let resource_spans: Vec<ResourceSpans> =
+        serde_json::from_value(response["result"]["resourceSpans"].clone())
+            .context("parsing the trace's OTLP/JSON")?;
+    print!("{}", render(&id, &resource_spans, args.bar_width));
+    Ok(())
+}
+
+struct Node<'a> {
+    service: &'a str,
+    span: &'a Span,
+}
+
+impl Node<'_> {
+    fn is_error(&self) -> bool {
+        self.span
+            .status
+            .as_ref()
+            .is_some_and(|s| s.code == StatusCode::Error as i32)
+    }
+}
+
+/// Renders the tree: one line per span, children under their parent in start order; spans whose parent
+/// is missing from the trace are shown as extra roots.
+pub fn render(id: &TraceId, resource_spans: &[ResourceSpans], bar_width: usize) -> String {
+    let nodes: Vec<Node> = resource_spans
+        .iter()
+        .flat_map(|rs| {
+            let service = service_name(rs.resource.as_ref());
+            rs.scope_spans
+                .iter()
+                .flat_map(|ss| &ss.spans)
+                .map(move |span| Node { service, span })
+        })
+        .collect();
+    let mut out = String::new();
+    if nodes.is_empty() {
+        let _ = writeln!(out, "trace {id}: no spans");
+        return out;
+    }
+    let start = nodes.iter().map(|n| n.span.start_time_unix_nano).min().unwrap_or(0);
+    let end = nodes.iter().map(|n| n.span.end_time_unix_nano).max().unwrap_or(start);
+    let total = end.saturating_sub(start).max(1);
+    let ids: HashMap<&[u8], usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.span.span_id.as_slice(), i))
+        .collect();
+    let mut children: HashMap<Option<usize>, Vec<usize>> = HashMap::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let parent = ids.get(node.span.parent_span_id.as_slice()).copied().filter(|p| *p != i);
+        children.entry(parent).or_default().push(i);
+    }
+    for list in children.values_mut() {
+        list.sort_by_key(|i| nodes[*i].span.start_time_unix_nano);
+    }
+    let mut services: Vec<&str> = nodes.iter().map(|n| n.service).collect();
+    services.sort_unstable();
+    services.dedup();
+    let errors = nodes.iter().filter(|n| n.is_error()).count();
+    let _ = writeln!(
+        out,
+        "trace {id}  {}  {} spans  {} services  {} errors",
+        duration_text(total),
+        nodes.len(),
+        services.len(),
+        errors
+    );
+
+    let mut lines: Vec<(String, &Node)> = Vec::new();
+    let mut stack: Vec<(usize, usize)> = children
+        .get(&None)
+        .map(|roots| roots.iter().rev().map(|r| (*r, 0)).collect())
+        .unwrap_or_default();
+    while let Some((i, depth)) = stack.pop() {
+        let node = &nodes[i];
+        lines.push((
+            format!("{}{}: {}", "  ".repeat(depth), node.service, node.span.name),
+            node,
+        ));
+        if let Some(kids) = children.get(&Some(i)) {
+            stack.extend(kids.iter().rev().map(|k| (*k, depth + 1)));
+        }
+    }
+    let label_width = lines.iter().map(|(l, _)| l.chars().count()).max().unwrap_or(0);
+    for (label, node) in lines {
+        let offset = node.span.start_time_unix_nano.saturating_sub(start);
+        let duration = node
+            .span
+            .end_time_unix_nano
+            .saturating_sub(node.span.start_time_unix_nano);
+        let bar_start = (offset as u128 * bar_width as u128 / total as u128) as usize;
+        let bar_len = ((duration as u128 * bar_width as u128).div_ceil(total as u128) as usize)
+            .clamp(1, bar_width.saturating_sub(bar_start).max(1));
+        let bar = format!("{}{}", " ".repeat(bar_start), "█".repeat(bar_len));
+        let pad = label_width - label.chars().count();
+        let _ = writeln!(
+            out,
+            "{label}{}  +{:>9}  {:>9}  |{bar:<bar_width$}|{}",
+            " ".repeat(pad),
+            duration_text(offset),
+            duration_text(duration),
+            if node.is_error() { "  ✗ ERROR" } else { "" },
+        );
+    }
+    out
+}
+
+fn duration_text(nanos: u64) -> String {
+    match nanos {
+        n if n >= 1_000_000_000 => format!("{:.3}s", n as f64 / 1e9),
+        n if n >= 1_000_000 => format!("{:.2}ms", n as f64 / 1e6),
+        n if n >= 1_000 => format!("{:.1}µs", n as f64 / 1e3),
+        n => format!("{n}ns"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use osprey_model::otlp::{any_value::Value, AnyValue, KeyValue, Resource, ScopeSpans, Status};
+
+    fn span(id: u8, parent: Option<u8>, name: &str, start_ms: u64, end_ms: u64, error: bool) -> Span {
+        Span {
+            trace_id: vec![9; 16],
+            span_id: vec![id; 8],
+            parent_span_id: parent.map(|p| vec![p; 8]).unwrap_or_default(),
+            name: name.into(),
+            start_time_unix_nano: start_ms * 1_000_000,
+            end_time_unix_nano: end_ms * 1_000_000,
+            status: error.then(|| Status {
+                code: StatusCode::Error as i32,
+                message: "boom".into(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn resource(service: &str, spans: Vec<Span>) -> ResourceSpans {
+        ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![KeyValue {
+                    key: "service.name".into(),
+                    value: Some(AnyValue {
+                        value: Some(Value::StringValue(service.into())),
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn renders_the_tree_in_order_with_offsets_bars_and_errors() {
+        let trace = vec![
+            resource("payments", vec![span(3, Some(2), "SELECT payments", 100, 1900, true)]),
+            resource(
+                "gateway",
+                vec![
+                    span(1, None, "GET /checkout", 0, 2000, false),
+                    span(2, Some(1), "charge", 50, 1950, false),
+                ],
+            ),
+        ];
+        let text = render(&TraceId([9; 16]), &trace, 20);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].contains("2.000s  3 spans  2 services  1 errors"), "{text}");
+        assert!(lines[1].starts_with("gateway: GET /checkout"), "{text}");
+        assert!(lines[2].starts_with("  gateway: charge"), "{text}");
+        assert!(lines[3].starts_with("    payments: SELECT payments"), "{text}");
+        assert!(lines[3].contains("+100.00ms") && lines[3].contains("1.800s"), "{text}");
+        assert!(lines[3].ends_with("✗ ERROR"), "{text}");
+        assert!(lines[1].contains(&"█".repeat(20)), "{text}");
+    }
+}
