@@ -21,7 +21,10 @@ const DEFAULT_LIMIT: usize = 100;
 pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/api/services", get(services))
-        .route("/api/services/{service}/operations", get(service_operations))
+        .route(
+            "/api/services/{service}/operations",
+            get(service_operations),
+        )
         .route("/api/operations", get(operations))
         .route("/api/traces", get(search))
         .route("/api/traces/{trace_id}", get(trace))
@@ -43,14 +46,20 @@ fn bad_request(message: String) -> Response {
 }
 
 fn internal(e: std::io::Error) -> Response {
-    error(StatusCode::INTERNAL_SERVER_ERROR, format!("reading stored spans failed: {e}"))
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("reading stored spans failed: {e}"),
+    )
 }
 
 async fn services(State(state): State<ApiState>) -> Response {
     data(state.run("services", |q| q.services()).await)
 }
 
-async fn service_operations(State(state): State<ApiState>, Path(service): Path<String>) -> Response {
+async fn service_operations(
+    State(state): State<ApiState>,
+    Path(service): Path<String>,
+) -> Response {
     let operations = state
         .run("operations", move |q| q.operations(&service, None))
         .await;

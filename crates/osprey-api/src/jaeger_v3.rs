@@ -36,7 +36,10 @@ fn bad_request(message: String) -> Response {
 }
 
 fn internal(e: std::io::Error) -> Response {
-    error(StatusCode::INTERNAL_SERVER_ERROR, format!("reading stored spans failed: {e}"))
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("reading stored spans failed: {e}"),
+    )
 }
 
 async fn services(State(state): State<ApiState>) -> Response {
@@ -75,7 +78,8 @@ async fn trace(State(state): State<ApiState>, Path(trace_id): Path<String>) -> R
     };
     match state.run("trace", move |q| q.trace(&id)).await {
         Ok(Some(spans)) => {
-            Json(json!({"result": {"resourceSpans": encode_resource_spans(&spans)}})).into_response()
+            Json(json!({"result": {"resourceSpans": encode_resource_spans(&spans)}}))
+                .into_response()
         }
         Ok(None) => error(StatusCode::NOT_FOUND, "trace not found"),
         Err(e) => internal(e),
@@ -89,10 +93,16 @@ fn keys(snake: &'static str, camel: &'static str) -> [&'static str; 2] {
 
 fn search_query(params: &Params) -> Result<TraceQuery, String> {
     let start = params
-        .parsed(&keys("query.start_time_min", "query.startTimeMin"), params::rfc3339)?
+        .parsed(
+            &keys("query.start_time_min", "query.startTimeMin"),
+            params::rfc3339,
+        )?
         .ok_or("query.start_time_min is required")?;
     let end = params
-        .parsed(&keys("query.start_time_max", "query.startTimeMax"), params::rfc3339)?
+        .parsed(
+            &keys("query.start_time_max", "query.startTimeMax"),
+            params::rfc3339,
+        )?
         .ok_or("query.start_time_max is required")?;
     let mut attributes = Vec::new();
     if let Some(json) = params.get(&["query.attributes"]) {
@@ -126,7 +136,11 @@ fn search_query(params: &Params) -> Result<TraceQuery, String> {
         end_ns: Some(end),
         limit: params
             .parsed(
-                &["query.search_depth", "query.searchDepth", "query.num_traces"],
+                &[
+                    "query.search_depth",
+                    "query.searchDepth",
+                    "query.num_traces",
+                ],
                 params::unsigned,
             )?
             .map_or(DEFAULT_DEPTH, |d| d as usize),
@@ -142,7 +156,9 @@ fn parse_search(query: Option<&str>) -> Result<TraceQuery, String> {
             .strip_prefix("query.attributes[")
             .and_then(|k| k.strip_suffix(']'))
         {
-            search.attributes.push((attribute.to_string(), value.to_string()));
+            search
+                .attributes
+                .push((attribute.to_string(), value.to_string()));
         }
     }
     Ok(search)
@@ -164,9 +180,8 @@ async fn search(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Res
         .await;
     match found {
         Ok(spans) if spans.is_empty() => error(StatusCode::NOT_FOUND, "No traces found"),
-        Ok(spans) => {
-            Json(json!({"result": {"resourceSpans": encode_resource_spans(&spans)}})).into_response()
-        }
+        Ok(spans) => Json(json!({"result": {"resourceSpans": encode_resource_spans(&spans)}}))
+            .into_response(),
         Err(e) => internal(e),
     }
 }

@@ -121,6 +121,9 @@ mod tests {
     fn repeated_and_aliased_keys() {
         let p = Params::parse(Some("tag=a:1&tag=b:2&query.serviceName=x")).unwrap();
         assert_eq!(p.all("tag").collect::<Vec<_>>(), ["a:1", "b:2"]);
-        assert_eq!(p.get(&["query.service_name", "query.serviceName"]), Some("x"));
+        assert_eq!(
+            p.get(&["query.service_name", "query.serviceName"]),
+            Some("x")
+        );
     }
 }

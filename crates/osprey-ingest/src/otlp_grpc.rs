@@ -20,7 +20,7 @@ use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use osprey_model::otlp::{ExportTracePartialSuccess, ExportTraceServiceResponse};
+use osprey_model::otlp::ExportTraceServiceResponse;
 
 use crate::pipeline::{Format, IngestError, Ingester};
 
@@ -76,7 +76,9 @@ where
             let mut grpc = Grpc::new(RawRequestCodec)
                 .apply_compression_config(accept, EnabledCompressionEncodings::default())
                 .apply_max_message_size_config(Some(limit), None);
-            Ok(size_errors_as_resource_exhausted(grpc.unary(export, request).await))
+            Ok(size_errors_as_resource_exhausted(
+                grpc.unary(export, request).await,
+            ))
         })
     }
 }
@@ -88,13 +90,12 @@ fn size_errors_as_resource_exhausted(
     mut response: http::Response<tonic::body::Body>,
 ) -> http::Response<tonic::body::Body> {
     let headers = response.headers_mut();
-    if headers.get(Status::GRPC_STATUS).and_then(|v| v.to_str().ok())
+    if headers
+        .get(Status::GRPC_STATUS)
+        .and_then(|v| v.to_str().ok())
         == Some(&(Code::OutOfRange as i32).to_string())
     {
-        headers.insert(
-            Status::GRPC_STATUS,
-            (Code::ResourceExhausted as i32).into(),
-        );
+        headers.insert(Status::GRPC_STATUS, (Code::ResourceExhausted as i32).into());
     }
     response
 }
@@ -113,10 +114,7 @@ impl UnaryService<Bytes> for Export {
                 .await
                 .map_err(status)?;
             Ok(tonic::Response::new(ExportTraceServiceResponse {
-                partial_success: (exported.rejected > 0).then(|| ExportTracePartialSuccess {
-                    rejected_spans: exported.rejected as i64,
-                    error_message: exported.message,
-                }),
+                partial_success: exported.partial_success(),
             }))
         })
     }

@@ -14,7 +14,7 @@ use http::{header, HeaderMap, HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use prost::Message;
 
-use osprey_model::otlp::{ExportTracePartialSuccess, ExportTraceServiceResponse};
+use osprey_model::otlp::ExportTraceServiceResponse;
 
 use crate::pipeline::{too_large, Exported, Format, IngestError, Ingester};
 
@@ -67,7 +67,11 @@ fn request_format(headers: &HeaderMap) -> Result<Format, String> {
 }
 
 /// Reads the body under the size limit, then undoes `Content-Encoding: gzip` under the same limit.
-async fn read_body(ingester: &Ingester, headers: &HeaderMap, body: Body) -> Result<Bytes, IngestError> {
+async fn read_body(
+    ingester: &Ingester,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, IngestError> {
     let limit = ingester.limits().max_request_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -117,10 +121,7 @@ fn gunzip(compressed: &[u8], limit: usize) -> Result<Bytes, IngestError> {
 }
 
 fn success_response(exported: Exported, format: Format) -> Response {
-    let partial = (exported.rejected > 0).then(|| ExportTracePartialSuccess {
-        rejected_spans: exported.rejected as i64,
-        error_message: exported.message,
-    });
+    let partial = exported.partial_success();
     match format {
         Format::Protobuf => protobuf_response(
             StatusCode::OK,
@@ -174,7 +175,10 @@ fn error_response(status: StatusCode, error: &IngestError, format: Format) -> Re
             &serde_json::json!({"code": code, "message": error.message()}),
         ),
     };
-    if matches!(error, IngestError::Throttled(_) | IngestError::Unavailable(_)) {
+    if matches!(
+        error,
+        IngestError::Throttled(_) | IngestError::Unavailable(_)
+    ) {
         response.headers_mut().insert(
             header::RETRY_AFTER,
             HeaderValue::from_static(RETRY_AFTER_SECONDS),

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use prost::Message;
 use tokio::sync::Semaphore;
 
-use osprey_model::otlp::ExportTraceServiceRequest;
+use osprey_model::otlp::{ExportTracePartialSuccess, ExportTraceServiceRequest};
 use osprey_model::otlp_json;
 use osprey_store::{AppendError, Store};
 
@@ -47,6 +47,16 @@ pub struct Exported {
     pub rejected: u64,
     /// Why spans were rejected; empty when none were.
     pub message: String,
+}
+
+impl Exported {
+    /// OTLP's partial-success answer: set only when spans were rejected.
+    pub fn partial_success(self) -> Option<ExportTracePartialSuccess> {
+        (self.rejected > 0).then_some(ExportTracePartialSuccess {
+            rejected_spans: self.rejected as i64,
+            error_message: self.message,
+        })
+    }
 }
 
 /// Why a whole export was refused. Each protocol maps these to its own status codes.

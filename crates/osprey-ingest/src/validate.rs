@@ -55,7 +55,9 @@ pub fn retain_valid(request: &mut ExportTraceServiceRequest) -> Rejected {
         for rs in &mut request.resource_spans {
             rs.scope_spans.retain(|ss| !ss.spans.is_empty());
         }
-        request.resource_spans.retain(|rs| !rs.scope_spans.is_empty());
+        request
+            .resource_spans
+            .retain(|rs| !rs.scope_spans.is_empty());
     }
     rejected
 }

@@ -80,7 +80,9 @@ fn tag(key: impl Into<String>, value: &Value) -> Tag {
         Value::DoubleValue(d) => ("float64", (*d).into()),
         Value::BytesValue(_) => ("binary", value_json(value)),
         // Jaeger has no structured tag types: arrays and maps travel as their JSON text.
-        Value::ArrayValue(_) | Value::KvlistValue(_) => ("string", value_json(value).to_string().into()),
+        Value::ArrayValue(_) | Value::KvlistValue(_) => {
+            ("string", value_json(value).to_string().into())
+        }
     };
     Tag {
         key: key.into(),
@@ -216,7 +218,10 @@ pub fn trace(trace_id: &str, resource_spans: &[ResourceSpans]) -> Trace {
                     references,
                     flags: span.flags & 0xff,
                     start_time: span.start_time_unix_nano / 1000,
-                    duration: span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano) / 1000,
+                    duration: span
+                        .end_time_unix_nano
+                        .saturating_sub(span.start_time_unix_nano)
+                        / 1000,
                     tags: span_tags,
                     logs,
                     process_id: process_id.clone(),

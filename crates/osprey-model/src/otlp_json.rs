@@ -63,8 +63,10 @@ mod tests {
 
     #[test]
     fn reports_where_the_json_is_wrong() {
-        let err = decode_request(br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"xyz"}]}]}]}"#)
-            .unwrap_err();
+        let err = decode_request(
+            br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"xyz"}]}]}]}"#,
+        )
+        .unwrap_err();
         assert!(err.contains("invalid OTLP/JSON"), "{err}");
         assert!(decode_request(b"{not json").is_err());
     }

@@ -76,11 +76,11 @@ impl Query {
     }
 }
 
-fn find_or_push<'a, T>(
-    items: &'a mut Vec<T>,
+fn find_or_push<T>(
+    items: &mut Vec<T>,
     is_it: impl Fn(&T) -> bool,
     make: impl FnOnce() -> T,
-) -> (usize, &'a mut T) {
+) -> (usize, &mut T) {
     let index = match items.iter().position(is_it) {
         Some(i) => i,
         None => {

@@ -68,7 +68,8 @@ impl Query {
                             spans,
                         });
                     }
-                    if query.attributes.is_empty() && found.len() + candidates.len() >= query.limit {
+                    if query.attributes.is_empty() && found.len() + candidates.len() >= query.limit
+                    {
                         break;
                     }
                 }
@@ -120,7 +121,10 @@ impl Query {
 }
 
 /// The span at `position` in resource → scope → span order, with its resource.
-fn span_at(request: &ExportTraceServiceRequest, position: u32) -> Option<(Option<&Resource>, &Span)> {
+fn span_at(
+    request: &ExportTraceServiceRequest,
+    position: u32,
+) -> Option<(Option<&Resource>, &Span)> {
     let mut remaining = position as usize;
     for rs in &request.resource_spans {
         for ss in &rs.scope_spans {

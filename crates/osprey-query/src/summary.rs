@@ -52,7 +52,9 @@ impl Query {
                 let root = trace.root();
                 TraceSummary {
                     trace_id: trace.id,
-                    root_service: root.map_or("", |r| head.service_name(r.service)).to_string(),
+                    root_service: root
+                        .map_or("", |r| head.service_name(r.service))
+                        .to_string(),
                     root_name: root.map_or("", |r| head.span_name(r.name)).to_string(),
                     start_ns: trace.start_ns,
                     end_ns: trace.end_ns,

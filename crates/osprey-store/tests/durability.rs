@@ -53,7 +53,9 @@ async fn acknowledged_records_survive_reopen_and_read_back() {
     assert_eq!(head.span_count(), 5);
     let trace = head.trace(&TraceId([1; 16])).unwrap();
     assert_eq!(trace.spans.len(), 3);
-    let back = store.read_record(head.record(trace.spans[0].record)).unwrap();
+    let back = store
+        .read_record(head.record(trace.spans[0].record))
+        .unwrap();
     assert_eq!(back, request(1, 3));
 }
 
@@ -72,7 +74,10 @@ async fn a_torn_tail_is_cut_and_reported() {
         .map(|e| e.unwrap().path())
         .collect();
     segments.sort();
-    let first = segments.iter().find(|p| std::fs::metadata(p).unwrap().len() > 0).unwrap();
+    let first = segments
+        .iter()
+        .find(|p| std::fs::metadata(p).unwrap().len() > 0)
+        .unwrap();
     std::fs::OpenOptions::new()
         .append(true)
         .open(first)

@@ -71,10 +71,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         queue_len: args.wal_queue,
     };
     let data_dir = args.data_dir.clone();
-    let (store, report) =
-        tokio::task::spawn_blocking(move || Store::open(&data_dir, wal_options))
-            .await?
-            .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+    let (store, report) = tokio::task::spawn_blocking(move || Store::open(&data_dir, wal_options))
+        .await?
+        .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
     for damage in &report.damaged {
         tracing::warn!(
             segment = damage.segment,

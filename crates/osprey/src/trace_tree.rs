@@ -30,7 +30,10 @@ pub async fn run(args: TraceArgs) -> anyhow::Result<()> {
     match status {
         200 => {}
         404 => bail!("trace {id} not found"),
-        _ => bail!("{url} answered {status}: {}", String::from_utf8_lossy(&body)),
+        _ => bail!(
+            "{url} answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        ),
     }
     let response: serde_json::Value = serde_json::from_slice(&body).context("parsing the trace")?;
     let resource_spans: Vec<ResourceSpans> =
@@ -72,8 +75,16 @@ pub fn render(id: &TraceId, resource_spans: &[ResourceSpans], bar_width: usize) 
         let _ = writeln!(out, "trace {id}: no spans");
         return out;
     }
-    let start = nodes.iter().map(|n| n.span.start_time_unix_nano).min().unwrap_or(0);
-    let end = nodes.iter().map(|n| n.span.end_time_unix_nano).max().unwrap_or(start);
+    let start = nodes
+        .iter()
+        .map(|n| n.span.start_time_unix_nano)
+        .min()
+        .unwrap_or(0);
+    let end = nodes
+        .iter()
+        .map(|n| n.span.end_time_unix_nano)
+        .max()
+        .unwrap_or(start);
     let total = end.saturating_sub(start).max(1);
     let ids: HashMap<&[u8], usize> = nodes
         .iter()
@@ -82,7 +93,10 @@ pub fn render(id: &TraceId, resource_spans: &[ResourceSpans], bar_width: usize) 
         .collect();
     let mut children: HashMap<Option<usize>, Vec<usize>> = HashMap::new();
     for (i, node) in nodes.iter().enumerate() {
-        let parent = ids.get(node.span.parent_span_id.as_slice()).copied().filter(|p| *p != i);
+        let parent = ids
+            .get(node.span.parent_span_id.as_slice())
+            .copied()
+            .filter(|p| *p != i);
         children.entry(parent).or_default().push(i);
     }
     for list in children.values_mut() {
@@ -116,7 +130,11 @@ pub fn render(id: &TraceId, resource_spans: &[ResourceSpans], bar_width: usize) 
             stack.extend(kids.iter().rev().map(|k| (*k, depth + 1)));
         }
     }
-    let label_width = lines.iter().map(|(l, _)| l.chars().count()).max().unwrap_or(0);
+    let label_width = lines
+        .iter()
+        .map(|(l, _)| l.chars().count())
+        .max()
+        .unwrap_or(0);
     for (label, node) in lines {
         let offset = node.span.start_time_unix_nano.saturating_sub(start);
         let duration = node
@@ -130,9 +148,9 @@ pub fn render(id: &TraceId, resource_spans: &[ResourceSpans], bar_width: usize) 
         let pad = label_width - label.chars().count();
         let _ = writeln!(
             out,
-            "{label}{}  +{:>9}  {:>9}  |{bar:<bar_width$}|{}",
+            "{label}{}  {:>10}  {:>9}  |{bar:<bar_width$}|{}",
             " ".repeat(pad),
-            duration_text(offset),
+            format!("+{}", duration_text(offset)),
             duration_text(duration),
             if node.is_error() { "  ✗ ERROR" } else { "" },
         );
@@ -154,7 +172,14 @@ mod tests {
     use super::*;
     use osprey_model::otlp::{any_value::Value, AnyValue, KeyValue, Resource, ScopeSpans, Status};
 
-    fn span(id: u8, parent: Option<u8>, name: &str, start_ms: u64, end_ms: u64, error: bool) -> Span {
+    fn span(
+        id: u8,
+        parent: Option<u8>,
+        name: &str,
+        start_ms: u64,
+        end_ms: u64,
+        error: bool,
+    ) -> Span {
         Span {
             trace_id: vec![9; 16],
             span_id: vec![id; 8],
@@ -193,7 +218,10 @@ mod tests {
     #[test]
     fn renders_the_tree_in_order_with_offsets_bars_and_errors() {
         let trace = vec![
-            resource("payments", vec![span(3, Some(2), "SELECT payments", 100, 1900, true)]),
+            resource(
+                "payments",
+                vec![span(3, Some(2), "SELECT payments", 100, 1900, true)],
+            ),
             resource(
                 "gateway",
                 vec![
@@ -204,11 +232,20 @@ mod tests {
         ];
         let text = render(&TraceId([9; 16]), &trace, 20);
         let lines: Vec<&str> = text.lines().collect();
-        assert!(lines[0].contains("2.000s  3 spans  2 services  1 errors"), "{text}");
+        assert!(
+            lines[0].contains("2.000s  3 spans  2 services  1 errors"),
+            "{text}"
+        );
         assert!(lines[1].starts_with("gateway: GET /checkout"), "{text}");
         assert!(lines[2].starts_with("  gateway: charge"), "{text}");
-        assert!(lines[3].starts_with("    payments: SELECT payments"), "{text}");
-        assert!(lines[3].contains("+100.00ms") && lines[3].contains("1.800s"), "{text}");
+        assert!(
+            lines[3].starts_with("    payments: SELECT payments"),
+            "{text}"
+        );
+        assert!(
+            lines[3].contains("+100.00ms") && lines[3].contains("1.800s"),
+            "{text}"
+        );
         assert!(lines[3].ends_with("✗ ERROR"), "{text}");
         assert!(lines[1].contains(&"█".repeat(20)), "{text}");
     }

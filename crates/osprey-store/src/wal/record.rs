@@ -95,13 +95,19 @@ mod tests {
         let bytes = encoded(&[b"payload"]);
         for cut in 1..bytes.len() {
             let mut reader = &bytes[..cut];
-            assert!(matches!(read_next(&mut reader).unwrap(), Next::Damaged(_)), "cut {cut}");
+            assert!(
+                matches!(read_next(&mut reader).unwrap(), Next::Damaged(_)),
+                "cut {cut}"
+            );
         }
         for i in 4..bytes.len() {
             let mut flipped = bytes.clone();
             flipped[i] ^= 0x40;
             let mut reader = &flipped[..];
-            assert!(matches!(read_next(&mut reader).unwrap(), Next::Damaged(_)), "flip {i}");
+            assert!(
+                matches!(read_next(&mut reader).unwrap(), Next::Damaged(_)),
+                "flip {i}"
+            );
         }
     }
 }

@@ -66,7 +66,10 @@ pub fn replay(
                 }
                 Next::End => break,
                 Next::Damaged(reason) => {
-                    OpenOptions::new().write(true).open(&path)?.set_len(offset)?;
+                    OpenOptions::new()
+                        .write(true)
+                        .open(&path)?
+                        .set_len(offset)?;
                     report.damaged.push(Damage {
                         segment,
                         offset,

@@ -85,7 +85,10 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
     );
 
     let decode_rate = decode_only_rate(&requests, shape.spans_per_request);
-    println!("decode only (prost, one core): {} spans/s", thousands(decode_rate as u64));
+    println!(
+        "decode only (prost, one core): {} spans/s",
+        thousands(decode_rate as u64)
+    );
 
     let temp_dir = std::env::temp_dir().join(format!("osprey-bench-{}", std::process::id()));
     let (server, endpoint) = match &args.endpoint {
@@ -98,7 +101,10 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
         }
     };
     let result = load(&args, &requests, &endpoint).await;
-    let peak_rss = server.as_ref().map(ServerProcess::peak_rss_bytes).transpose()?;
+    let peak_rss = server
+        .as_ref()
+        .map(ServerProcess::peak_rss_bytes)
+        .transpose()?;
     drop(server);
     if args.endpoint.is_none() && args.data_dir.is_none() {
         let _ = std::fs::remove_dir_all(&temp_dir);
@@ -204,8 +210,10 @@ fn decode_only_rate(requests: &[Bytes], spans_per_request: usize) -> f64 {
     let mut decoded = 0usize;
     while started.elapsed() < Duration::from_secs(2) {
         for request in requests {
-            let message = ExportTraceServiceRequest::decode(request.clone()).expect("valid request");
-            decoded += std::hint::black_box(message).resource_spans.len().min(1) * spans_per_request;
+            let message =
+                ExportTraceServiceRequest::decode(request.clone()).expect("valid request");
+            decoded +=
+                std::hint::black_box(message).resource_spans.len().min(1) * spans_per_request;
         }
     }
     decoded as f64 / started.elapsed().as_secs_f64()
@@ -222,7 +230,7 @@ fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

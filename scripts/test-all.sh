@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every test Osprey has, installing what the tests need first (idempotently):
+# a Python venv under target/ with the real OpenTelemetry clients, then format and lint checks,
+# the Rust tests, and the integration tests against the real binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv=target/venv
+if [ ! -x "$venv/bin/python" ]; then
+    mkdir -p target
+    python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo build --workspace
+cargo test --workspace
+OSPREY_BIN="$PWD/target/debug/osprey" "$venv/bin/python" -m pytest tests -q -p no:cacheprovider

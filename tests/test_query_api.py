@@ -1,0 +1,141 @@
+"""The Jaeger-compatible query APIs, the health and metrics endpoints, and `osprey trace`."""
+
+import subprocess
+
+import requests
+
+from conftest import OSPREY_BIN
+from spans import new_trace_id, request, span
+
+WINDOW = "query.start_time_min=2025-06-15T00:00:00Z&query.start_time_max=2025-06-16T00:00:00Z"
+
+
+def send(osprey, service, spans, resource_attributes=None):
+    response = requests.post(f"{osprey.http_url}/v1/traces",
+                             data=request(service, spans, resource_attributes).SerializeToString(),
+                             headers={"Content-Type": "application/x-protobuf"}, timeout=30)
+    assert response.status_code == 200, response.text
+
+
+def shop(osprey):
+    """A slow checkout, a fast checkout, an erroring login; returns their trace ids (hex)."""
+    slow, fast, login = new_trace_id(), new_trace_id(), new_trace_id()
+    gw_slow, gw_fast, gw_login = b"\x01" * 8, b"\x02" * 8, b"\x03" * 8
+    send(osprey, "gateway", [
+        span(slow, "GET /checkout", 0, 2000, span_id=gw_slow, attributes={"http.route": "/checkout"}),
+        span(fast, "GET /checkout", 5000, 120, span_id=gw_fast, attributes={"http.route": "/checkout"}),
+        span(login, "POST /login", 9000, 40, span_id=gw_login, error=True),
+    ])
+    send(osprey, "payments", [
+        span(slow, "SELECT payments", 100, 1800, parent=gw_slow, kind=3, attributes={"db.system": "postgresql"}),
+        span(fast, "SELECT payments", 5010, 50, parent=gw_fast, kind=3, attributes={"db.system": "postgresql"}),
+    ], resource_attributes={"deployment.environment": "prod"})
+    return slow.hex(), fast.hex(), login.hex()
+
+
+def found(response):
+    assert response.status_code == 200, response.text
+    return {s["traceId"] for s in response.json()["summaries"]}
+
+
+def test_v3_services_operations_and_search(osprey):
+    slow, fast, login = shop(osprey)
+    assert osprey.get("/api/v3/services").json() == {"services": ["gateway", "payments"]}
+    ops = osprey.get("/api/v3/operations?service=gateway").json()["operations"]
+    assert ops == [{"name": "GET /checkout", "spanKind": "server"}, {"name": "POST /login", "spanKind": "server"}]
+    assert osprey.get("/api/v3/operations?service=payments&spanKind=server").json() == {"operations": []}
+
+    summaries = lambda q: found(osprey.get(f"/api/v3/trace-summaries?{WINDOW}&{q}"))
+    assert summaries("query.service_name=gateway") == {slow, fast, login}
+    assert summaries("query.serviceName=gateway&query.operationName=POST%20/login") == {login}
+    assert summaries("query.service_name=payments&query.duration_min=1s") == {slow}
+    assert summaries("query.service_name=payments&query.duration_max=100ms") == {fast}
+    assert summaries('query.attributes={"db.system":"postgresql"}&query.duration_min=1s') == {slow}
+    assert summaries("query.attributes[deployment.environment]=prod") == {slow, fast}
+    assert summaries('query.attributes={"db.system":"mysql"}') == set()
+    assert len(summaries("query.service_name=gateway&query.search_depth=2")) == 2
+    assert summaries("query.service_name=nobody") == set()
+    # The time window applies to the matching span's start.
+    later = "query.start_time_min=2025-06-15T15:06:46Z&query.start_time_max=2025-06-16T00:00:00Z"
+    assert found(osprey.get(f"/api/v3/trace-summaries?{later}&query.service_name=gateway")) == {login}
+
+    [summary] = osprey.get(f"/api/v3/trace-summaries?{WINDOW}&query.operation_name=POST%20/login").json()["summaries"]
+    assert summary == {"traceId": login, "rootServiceName": "gateway", "rootOperationName": "POST /login",
+                       "minStartTimeUnixNano": "1750000009000000000", "maxEndTimeUnixNano": "1750000009040000000",
+                       "spanCount": 1, "errorSpanCount": 1,
+                       "services": [{"name": "gateway", "spanCount": 1, "errorSpanCount": 1}]}
+
+    traces = osprey.get(f"/api/v3/traces?{WINDOW}&query.service_name=payments&query.duration_min=1s").json()
+    trace_ids = {s["traceId"] for rs in traces["result"]["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]}
+    assert trace_ids == {slow}
+
+
+def test_v3_errors(osprey):
+    shop(osprey)
+    missing = osprey.get("/api/v3/traces?query.service_name=gateway")
+    assert missing.status_code == 400 and "start_time_min" in missing.json()["error"]["message"]
+    none = osprey.get(f"/api/v3/traces?{WINDOW}&query.service_name=nobody")
+    assert none.status_code == 404 and none.json() == {"error": {"httpCode": 404, "message": "No traces found"}}
+    bad = osprey.get(f"/api/v3/traces?{WINDOW}&query.duration_min=fast")
+    assert bad.status_code == 400 and "query.duration_min" in bad.json()["error"]["message"]
+    assert osprey.get(f"/api/v3/traces/{new_trace_id().hex()}").status_code == 404
+    assert osprey.get("/api/v3/traces/not-hex").status_code == 400
+
+
+def test_jaeger_classic_api(osprey):
+    slow, fast, login = shop(osprey)
+    assert osprey.get("/api/services").json()["data"] == ["gateway", "payments"]
+    assert osprey.get("/api/services/gateway/operations").json()["data"] == ["GET /checkout", "POST /login"]
+    trace = osprey.get(f"/api/traces/{slow}").json()["data"][0]
+    assert trace["traceID"] == slow
+    db = next(s for s in trace["spans"] if s["operationName"] == "SELECT payments")
+    assert db["duration"] == 1_800_000 and db["references"][0]["refType"] == "CHILD_OF"
+    assert trace["processes"][db["processID"]]["serviceName"] == "payments"
+
+    search = osprey.get("/api/traces", params={"service": "payments", "minDuration": "1s",
+                                               "start": 1750000000000000, "end": 1750000100000000}).json()
+    assert [t["traceID"] for t in search["data"]] == [slow]
+    tagged = osprey.get("/api/traces", params={"service": "gateway", "tags": '{"http.route":"/checkout"}'}).json()
+    assert {t["traceID"] for t in tagged["data"]} == {slow, fast}
+
+    missing = osprey.get(f"/api/traces/{new_trace_id().hex()}")
+    assert missing.status_code == 404 and missing.json()["errors"][0]["code"] == 404
+    malformed = osprey.get("/api/traces/xyz")
+    assert malformed.status_code == 400 and "malformed trace id" in malformed.json()["errors"][0]["msg"]
+
+
+def test_health_ready_and_metrics(osprey):
+    shop(osprey)
+    assert osprey.get("/healthz").status_code == 200
+    assert osprey.get("/ready").text == "ready"
+    osprey.get("/api/v3/services")
+    metrics = osprey.get("/metrics").text
+    for line in ['osprey_spans_received_total{protocol="http"} 5', 'osprey_spans_accepted_total{protocol="http"} 5',
+                 "osprey_head_spans 5", "osprey_head_traces 3", "osprey_wal_records_total 2"]:
+        assert line in metrics, line
+    assert "osprey_wal_fsyncs_total" in metrics and "osprey_wal_written_bytes_total" in metrics
+    assert 'osprey_query_duration_seconds_count{endpoint="services"} 1' in metrics
+
+
+def test_trace_command_prints_the_tree(osprey):
+    slow, _, login = shop(osprey)
+    out = subprocess.run([str(OSPREY_BIN), "trace", slow, "--server", osprey.query_url],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert "2.000s  2 spans  2 services  0 errors" in lines[0]
+    assert lines[1].startswith("gateway: GET /checkout")
+    assert lines[2].startswith("  payments: SELECT payments") and "1.800s" in lines[2] and "+100.00ms" in lines[2]
+
+    err = subprocess.run([str(OSPREY_BIN), "trace", login, "--server", osprey.query_url],
+                         capture_output=True, text=True, timeout=60)
+    assert "✗ ERROR" in err.stdout
+    missing = subprocess.run([str(OSPREY_BIN), "trace", new_trace_id().hex(), "--server", osprey.query_url],
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode != 0 and "not found" in missing.stderr
+
+
+def test_help_documents_the_commands():
+    out = subprocess.run([str(OSPREY_BIN), "--help"], capture_output=True, text=True, timeout=60).stdout
+    for word in ("serve", "trace", "bench", "--data-dir", "--otlp-grpc-addr", "--fsync"):
+        assert word in out, word
