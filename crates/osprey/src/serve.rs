@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use clap::{Args, ValueEnum};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -123,19 +124,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ))
         .add_service(TraceService::new(ingester))
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+            // Without TCP_NODELAY, small response frames wait out delayed ACKs (~40 ms per export).
+            tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
             shutdown_signal(),
         );
     tracing::info!("osprey is ready");
     tokio::try_join!(
         async {
-            axum::serve(query_listener, api)
+            axum::serve(query_listener.tap_io(no_delay), api)
                 .with_graceful_shutdown(shutdown_signal())
                 .await
                 .context("query server")
         },
         async {
-            axum::serve(http_listener, http)
+            axum::serve(http_listener.tap_io(no_delay), http)
                 .with_graceful_shutdown(shutdown_signal())
                 .await
                 .context("OTLP/HTTP server")
@@ -144,6 +146,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     )?;
     tracing::info!("osprey stopped");
     Ok(())
+}
+
+fn no_delay(stream: &mut tokio::net::TcpStream) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "could not set TCP_NODELAY");
+    }
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
