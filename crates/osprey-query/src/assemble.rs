@@ -16,7 +16,7 @@ impl Query {
             let Some(trace) = head.trace(id) else {
                 return Ok(None);
             };
-            let records: BTreeSet<u32> = trace.spans.iter().map(|s| s.record).collect();
+            let records: BTreeSet<u32> = head.spans(trace).map(|s| s.record).collect();
             records.into_iter().map(|r| head.record(r)).collect()
         };
         let mut out: Vec<ResourceSpans> = Vec::new();

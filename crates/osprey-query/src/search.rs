@@ -56,9 +56,8 @@ impl Query {
                     if !filter.overlaps(trace.start_ns, trace.end_ns) {
                         continue;
                     }
-                    let spans: Vec<_> = trace
-                        .spans
-                        .iter()
+                    let spans: Vec<_> = head
+                        .spans(trace)
                         .filter(|s| filter.matches(s))
                         .map(|s| (head.record(s.record), s.position))
                         .collect();

@@ -32,7 +32,7 @@ impl Query {
             .filter_map(|id| head.trace(id))
             .map(|trace| {
                 let mut services: Vec<ServiceCount> = Vec::new();
-                for span in &trace.spans {
+                for span in head.spans(trace) {
                     let name = head.service_name(span.service);
                     let index = match services.iter().position(|s| s.name == name) {
                         Some(i) => i,
@@ -49,7 +49,7 @@ impl Query {
                     services[index].error_count += span.error as usize;
                 }
                 services.sort_by(|a, b| b.span_count.cmp(&a.span_count).then(a.name.cmp(&b.name)));
-                let root = trace.root();
+                let root = head.root(trace);
                 TraceSummary {
                     trace_id: trace.id,
                     root_service: root
@@ -58,8 +58,8 @@ impl Query {
                     root_name: root.map_or("", |r| head.span_name(r.name)).to_string(),
                     start_ns: trace.start_ns,
                     end_ns: trace.end_ns,
-                    span_count: trace.spans.len(),
-                    error_count: trace.spans.iter().filter(|s| s.error).count(),
+                    span_count: trace.span_count as usize,
+                    error_count: services.iter().map(|s| s.error_count).sum(),
                     services,
                 }
             })

@@ -3,6 +3,10 @@
 //! It holds no span bodies, only what search and trace lookup need to find them (trace id, service,
 //! name, kind, times, status) plus the WAL location of the record that carries each span. Bodies are
 //! read back from the log on demand.
+//!
+//! Memory is what limits how much the head can hold, so the layout is tight: span entries (40 bytes)
+//! live in fixed-size chunks, never reallocated, and the spans of a trace are chained through them
+//! (`previous`) instead of each trace owning a `Vec`.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -15,6 +19,8 @@ use crate::wal::RecordLocation;
 /// One span's index entry.
 #[derive(Debug, Clone, Copy)]
 pub struct SpanEntry {
+    /// The trace's span indexed before this one, or [`NO_SPAN`].
+    previous: u32,
     /// Index into [`Head::record`] of the record that holds the span.
     pub record: u32,
     /// The span's position among all spans of its record, in resource → scope → span order.
@@ -30,22 +36,42 @@ pub struct SpanEntry {
     pub root: bool,
 }
 
+const NO_SPAN: u32 = u32::MAX;
+const CHUNK_BITS: u32 = 16;
+const CHUNK_LEN: usize = 1 << CHUNK_BITS;
+
 #[derive(Debug)]
 pub struct TraceEntry {
     pub id: TraceId,
-    pub spans: Vec<SpanEntry>,
     pub start_ns: u64,
     pub end_ns: u64,
+    pub span_count: u32,
+    /// The trace's most recently indexed span.
+    last_span: u32,
 }
 
-impl TraceEntry {
-    /// The root span, or the earliest span while the root has not arrived.
-    pub fn root(&self) -> Option<&SpanEntry> {
-        self.spans
-            .iter()
-            .filter(|s| s.root)
-            .min_by_key(|s| s.start_ns)
-            .or_else(|| self.spans.iter().min_by_key(|s| s.start_ns))
+/// Span entries in chunks of fixed capacity: growing never copies (or doubles) what is there.
+#[derive(Default)]
+struct SpanEntries {
+    chunks: Vec<Vec<SpanEntry>>,
+    len: u32,
+}
+
+impl SpanEntries {
+    fn push(&mut self, entry: SpanEntry) -> u32 {
+        if self.len as usize % CHUNK_LEN == 0 {
+            self.chunks.push(Vec::with_capacity(CHUNK_LEN));
+        }
+        self.chunks
+            .last_mut()
+            .expect("a chunk was just ensured")
+            .push(entry);
+        self.len += 1;
+        self.len - 1
+    }
+
+    fn get(&self, index: u32) -> &SpanEntry {
+        &self.chunks[(index >> CHUNK_BITS) as usize][index as usize & (CHUNK_LEN - 1)]
     }
 }
 
@@ -73,6 +99,7 @@ pub struct Head {
     services: Interner,
     names: Interner,
     records: Vec<RecordLocation>,
+    spans: SpanEntries,
     traces: Vec<TraceEntry>,
     by_id: HashMap<TraceId, u32>,
     /// (service, span name) → bit set of the span kinds seen.
@@ -99,7 +126,8 @@ impl Head {
                     let name = self.names.intern(&span.name);
                     let kind = span.kind.clamp(0, 7) as u8;
                     *self.operations.entry((service, name)).or_default() |= 1 << kind;
-                    let entry = SpanEntry {
+                    let mut entry = SpanEntry {
+                        previous: NO_SPAN,
                         record,
                         position: this_position,
                         start_ns: span.start_time_unix_nano,
@@ -119,16 +147,19 @@ impl Head {
                     let index = *self.by_id.entry(trace_id).or_insert_with(|| {
                         self.traces.push(TraceEntry {
                             id: trace_id,
-                            spans: Vec::new(),
                             start_ns: entry.start_ns,
                             end_ns,
+                            span_count: 0,
+                            last_span: NO_SPAN,
                         });
                         self.traces.len() as u32 - 1
                     });
                     let trace = &mut self.traces[index as usize];
                     trace.start_ns = trace.start_ns.min(entry.start_ns);
                     trace.end_ns = trace.end_ns.max(end_ns);
-                    trace.spans.push(entry);
+                    entry.previous = trace.last_span;
+                    trace.last_span = self.spans.push(entry);
+                    trace.span_count += 1;
                     self.span_count += 1;
                 }
             }
@@ -142,6 +173,26 @@ impl Head {
     /// Traces by the order their first span arrived, newest first, starting `skip` traces from the newest.
     pub fn traces_newest_first(&self, skip: usize) -> impl Iterator<Item = &TraceEntry> {
         self.traces.iter().rev().skip(skip)
+    }
+
+    /// The spans of a trace, newest first.
+    pub fn spans<'a>(&'a self, trace: &TraceEntry) -> impl Iterator<Item = &'a SpanEntry> + 'a {
+        let mut next = trace.last_span;
+        std::iter::from_fn(move || {
+            (next != NO_SPAN).then(|| {
+                let span = self.spans.get(next);
+                next = span.previous;
+                span
+            })
+        })
+    }
+
+    /// The root span, or the earliest span while the root has not arrived.
+    pub fn root(&self, trace: &TraceEntry) -> Option<&SpanEntry> {
+        self.spans(trace)
+            .filter(|s| s.root)
+            .min_by_key(|s| s.start_ns)
+            .or_else(|| self.spans(trace).min_by_key(|s| s.start_ns))
     }
 
     pub fn record(&self, record: u32) -> RecordLocation {

@@ -1,0 +1,161 @@
+//! Search and trace assembly over a real store.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use osprey_model::otlp::{
+    any_value::Value, AnyValue, ExportTraceServiceRequest, KeyValue, Resource, ResourceSpans,
+    ScopeSpans, Span,
+};
+use osprey_model::TraceId;
+use osprey_query::{Query, TraceQuery};
+use osprey_store::{Store, WalOptions};
+use prost::Message;
+
+fn kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+fn span(trace: u8, id: u8, parent: Option<u8>, name: &str, start_ms: u64, ms: u64) -> Span {
+    Span {
+        trace_id: vec![trace; 16],
+        span_id: vec![id; 8],
+        parent_span_id: parent.map(|p| vec![p; 8]).unwrap_or_default(),
+        name: name.into(),
+        start_time_unix_nano: start_ms * 1_000_000,
+        end_time_unix_nano: (start_ms + ms) * 1_000_000,
+        attributes: vec![kv("span.n", &id.to_string())],
+        ..Default::default()
+    }
+}
+
+fn batch(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", service)],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+async fn store_with(batches: &[ExportTraceServiceRequest]) -> (tempfile::TempDir, Query) {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path(), WalOptions::default()).unwrap();
+    for b in batches {
+        store
+            .append(b, Bytes::from(b.encode_to_vec()))
+            .await
+            .unwrap();
+    }
+    (dir, Query::new(Arc::new(store)))
+}
+
+#[tokio::test]
+async fn assembles_a_trace_from_several_records_without_duplicates() {
+    let gateway = batch(
+        "gateway",
+        vec![
+            span(1, 1, None, "GET /", 0, 100),
+            span(2, 9, None, "other", 0, 5),
+        ],
+    );
+    let db = batch("db", vec![span(1, 2, Some(1), "SELECT", 10, 80)]);
+    // The gateway batch arrives twice, as after a client retry.
+    let (_dir, query) = store_with(&[gateway.clone(), db, gateway]).await;
+    let trace = query.trace(&TraceId([1; 16])).unwrap().unwrap();
+    assert_eq!(trace.len(), 2, "one resource per service");
+    let names: Vec<&str> = trace
+        .iter()
+        .flat_map(|rs| &rs.scope_spans)
+        .flat_map(|ss| &ss.spans)
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(names, ["GET /", "SELECT"]);
+    assert!(query.trace(&TraceId([7; 16])).unwrap().is_none());
+}
+
+#[tokio::test]
+async fn one_span_must_meet_every_condition() {
+    let (_dir, query) = store_with(&[
+        batch("gateway", vec![span(1, 1, None, "GET /", 0, 100)]),
+        batch("db", vec![span(1, 2, Some(1), "SELECT", 10, 80)]),
+        batch("gateway", vec![span(2, 3, None, "GET /", 1000, 5)]),
+    ])
+    .await;
+    let search = |q: TraceQuery| {
+        query
+            .search(&TraceQuery { limit: 10, ..q })
+            .unwrap()
+            .into_iter()
+            .map(|id| id.0[0])
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(search(TraceQuery::default()), [2, 1], "newest first");
+    let gateway = || TraceQuery {
+        service: Some("gateway".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        search(TraceQuery {
+            min_duration_ns: Some(50_000_000),
+            ..gateway()
+        }),
+        [1]
+    );
+    // The db span is long enough but is not the gateway's.
+    assert_eq!(
+        search(TraceQuery {
+            operation: Some("SELECT".into()),
+            ..gateway()
+        }),
+        Vec::<u8>::new()
+    );
+    assert_eq!(
+        search(TraceQuery {
+            attributes: vec![
+                ("span.n".into(), "2".into()),
+                ("service.name".into(), "db".into())
+            ],
+            ..Default::default()
+        }),
+        [1]
+    );
+    assert_eq!(
+        search(TraceQuery {
+            attributes: vec![("span.n".into(), "2".into())],
+            ..gateway()
+        }),
+        Vec::<u8>::new()
+    );
+    assert_eq!(
+        search(TraceQuery {
+            start_ns: Some(500_000_000),
+            ..Default::default()
+        }),
+        [2]
+    );
+    let limited = TraceQuery {
+        limit: 1,
+        ..TraceQuery::default()
+    };
+    assert_eq!(query.search(&limited).unwrap().len(), 1);
+
+    let summaries = query.summaries(&[TraceId([1; 16])]);
+    assert_eq!(summaries[0].root_service, "gateway");
+    assert_eq!(summaries[0].span_count, 2);
+    assert_eq!(summaries[0].end_ns, 100_000_000);
+    assert_eq!(query.services(), ["db", "gateway"]);
+}
