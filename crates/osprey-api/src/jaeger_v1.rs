@@ -9,11 +9,11 @@ use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::json;
 
-use osprey_model::jaeger::{self, span_kind_from_name, span_kind_name};
+use osprey_model::jaeger;
 use osprey_query::TraceQuery;
 
 use crate::params::{self, Params};
-use crate::ApiState;
+use crate::{operation_json, ApiState, ErrorForm};
 
 /// Traces returned by a search that names no limit (Jaeger's default).
 const DEFAULT_LIMIT: usize = 100;
@@ -30,26 +30,20 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/traces/{trace_id}", get(trace))
 }
 
+/// Errors in the `errors` list of the classic envelope.
+struct V1;
+
+impl ErrorForm for V1 {
+    fn error(status: StatusCode, message: String) -> Response {
+        let body = json!({"data": null, "total": 0, "limit": 0, "offset": 0,
+                          "errors": [{"code": status.as_u16(), "msg": message}]});
+        (status, Json(body)).into_response()
+    }
+}
+
 fn data<T: Serialize>(items: Vec<T>) -> Response {
     Json(json!({"data": items, "total": items.len(), "limit": 0, "offset": 0, "errors": null}))
         .into_response()
-}
-
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    let body = json!({"data": null, "total": 0, "limit": 0, "offset": 0,
-                      "errors": [{"code": status.as_u16(), "msg": message.into()}]});
-    (status, Json(body)).into_response()
-}
-
-fn bad_request(message: String) -> Response {
-    error(StatusCode::BAD_REQUEST, message)
-}
-
-fn internal(e: std::io::Error) -> Response {
-    error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        format!("reading stored spans failed: {e}"),
-    )
 }
 
 async fn services(State(state): State<ApiState>) -> Response {
@@ -69,27 +63,18 @@ async fn service_operations(
 }
 
 async fn operations(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
-    let params = match Params::parse(query.as_deref()) {
-        Ok(p) => p,
-        Err(e) => return bad_request(e),
-    };
-    let Some(service) = params.get(&["service"]).map(str::to_string) else {
-        return bad_request("parameter 'service' is required".into());
-    };
-    let kind = match params.get(&["spanKind"]) {
-        None => None,
-        Some(name) => match span_kind_from_name(name) {
-            Some(kind) => Some(kind),
-            None => return bad_request(format!("unknown spanKind {name:?}")),
-        },
-    };
+    let (service, kind) =
+        match Params::parse(query.as_deref()).and_then(|p| params::operations_filter(&p)) {
+            Ok(filter) => filter,
+            Err(e) => return V1::bad_request(e),
+        };
     let operations = state
         .run("operations", move |q| q.operations(&service, kind))
         .await;
     data(
         operations
             .into_iter()
-            .map(|(name, kind)| json!({"name": name, "spanKind": span_kind_name(kind).unwrap_or("")}))
+            .map(|(name, kind)| operation_json(name, kind))
             .collect(),
     )
 }
@@ -97,28 +82,20 @@ async fn operations(State(state): State<ApiState>, RawQuery(query): RawQuery) ->
 async fn trace(State(state): State<ApiState>, Path(trace_id): Path<String>) -> Response {
     let id = match params::trace_id(&trace_id) {
         Ok(id) => id,
-        Err(e) => return bad_request(e),
+        Err(e) => return V1::bad_request(e),
     };
     match state.run("trace", move |q| q.trace(&id)).await {
         Ok(Some(spans)) => data(vec![jaeger::trace(&id.to_hex(), &spans)]),
-        Ok(None) => error(StatusCode::NOT_FOUND, "trace not found"),
-        Err(e) => internal(e),
+        Ok(None) => V1::not_found("trace not found"),
+        Err(e) => V1::internal(e),
     }
 }
 
 fn search_query(params: &Params) -> Result<TraceQuery, String> {
-    let mut attributes: Vec<(String, String)> = Vec::new();
-    if let Some(tags) = params.get(&["tags"]) {
-        let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(tags)
-            .map_err(|e| format!("invalid tags: expected a JSON object of strings: {e}"))?;
-        for (key, value) in map {
-            let value = match value {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
-            };
-            attributes.push((key, value));
-        }
-    }
+    let mut attributes = match params.get(&["tags"]) {
+        Some(tags) => params::attribute_map(tags, "tags")?,
+        None => Vec::new(),
+    };
     for tag in params.all("tag") {
         let (key, value) = tag
             .split_once(':')
@@ -143,7 +120,7 @@ fn search_query(params: &Params) -> Result<TraceQuery, String> {
 async fn search(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
     let query = match Params::parse(query.as_deref()).and_then(|p| search_query(&p)) {
         Ok(q) => q,
-        Err(e) => return bad_request(e),
+        Err(e) => return V1::bad_request(e),
     };
     let traces = state
         .run("search", move |q| {
@@ -158,6 +135,6 @@ async fn search(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Res
         .await;
     match traces {
         Ok(traces) => data(traces),
-        Err(e) => internal(e),
+        Err(e) => V1::internal(e),
     }
 }

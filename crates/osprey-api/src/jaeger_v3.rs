@@ -7,12 +7,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use osprey_model::jaeger::{span_kind_from_name, span_kind_name};
 use osprey_model::otlp_json::encode_resource_spans;
 use osprey_query::{TraceQuery, TraceSummary};
 
 use crate::params::{self, Params};
-use crate::ApiState;
+use crate::{operation_json, ApiState, ErrorForm};
 
 /// Traces returned when `query.search_depth` is not given.
 const DEFAULT_DEPTH: usize = 100;
@@ -26,20 +25,14 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/v3/trace-summaries", get(summaries))
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    let body = json!({"error": {"httpCode": status.as_u16(), "message": message.into()}});
-    (status, Json(body)).into_response()
-}
+/// Errors as `{"error": {"httpCode", "message"}}`.
+struct V3;
 
-fn bad_request(message: String) -> Response {
-    error(StatusCode::BAD_REQUEST, message)
-}
-
-fn internal(e: std::io::Error) -> Response {
-    error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        format!("reading stored spans failed: {e}"),
-    )
+impl ErrorForm for V3 {
+    fn error(status: StatusCode, message: String) -> Response {
+        let body = json!({"error": {"httpCode": status.as_u16(), "message": message}});
+        (status, Json(body)).into_response()
+    }
 }
 
 async fn services(State(state): State<ApiState>) -> Response {
@@ -47,26 +40,17 @@ async fn services(State(state): State<ApiState>) -> Response {
 }
 
 async fn operations(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
-    let params = match Params::parse(query.as_deref()) {
-        Ok(p) => p,
-        Err(e) => return bad_request(e),
-    };
-    let Some(service) = params.get(&["service"]).map(str::to_string) else {
-        return bad_request("parameter 'service' is required".into());
-    };
-    let kind = match params.get(&["spanKind", "span_kind"]) {
-        None => None,
-        Some(name) => match span_kind_from_name(name) {
-            Some(kind) => Some(kind),
-            None => return bad_request(format!("unknown spanKind {name:?}")),
-        },
-    };
+    let (service, kind) =
+        match Params::parse(query.as_deref()).and_then(|p| params::operations_filter(&p)) {
+            Ok(filter) => filter,
+            Err(e) => return V3::bad_request(e),
+        };
     let operations = state
         .run("operations", move |q| q.operations(&service, kind))
         .await;
     let operations: Vec<_> = operations
         .into_iter()
-        .map(|(name, kind)| json!({"name": name, "spanKind": span_kind_name(kind).unwrap_or("")}))
+        .map(|(name, kind)| operation_json(name, kind))
         .collect();
     Json(json!({"operations": operations})).into_response()
 }
@@ -74,15 +58,15 @@ async fn operations(State(state): State<ApiState>, RawQuery(query): RawQuery) ->
 async fn trace(State(state): State<ApiState>, Path(trace_id): Path<String>) -> Response {
     let id = match params::trace_id(&trace_id) {
         Ok(id) => id,
-        Err(e) => return bad_request(e),
+        Err(e) => return V3::bad_request(e),
     };
     match state.run("trace", move |q| q.trace(&id)).await {
         Ok(Some(spans)) => {
             Json(json!({"result": {"resourceSpans": encode_resource_spans(&spans)}}))
                 .into_response()
         }
-        Ok(None) => error(StatusCode::NOT_FOUND, "trace not found"),
-        Err(e) => internal(e),
+        Ok(None) => V3::not_found("trace not found"),
+        Err(e) => V3::internal(e),
     }
 }
 
@@ -104,18 +88,10 @@ fn search_query(params: &Params) -> Result<TraceQuery, String> {
             params::rfc3339,
         )?
         .ok_or("query.start_time_max is required")?;
-    let mut attributes = Vec::new();
-    if let Some(json) = params.get(&["query.attributes"]) {
-        let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json)
-            .map_err(|e| format!("invalid query.attributes: expected a JSON object: {e}"))?;
-        for (key, value) in map {
-            let value = match value {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
-            };
-            attributes.push((key, value));
-        }
-    }
+    let attributes = match params.get(&["query.attributes"]) {
+        Some(json) => params::attribute_map(json, "query.attributes")?,
+        None => Vec::new(),
+    };
     Ok(TraceQuery {
         service: params
             .get(&keys("query.service_name", "query.serviceName"))
@@ -167,7 +143,7 @@ fn parse_search(query: Option<&str>) -> Result<TraceQuery, String> {
 async fn search(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
     let query = match parse_search(query.as_deref()) {
         Ok(q) => q,
-        Err(e) => return bad_request(e),
+        Err(e) => return V3::bad_request(e),
     };
     let found = state
         .run("search", move |q| {
@@ -179,10 +155,10 @@ async fn search(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Res
         })
         .await;
     match found {
-        Ok(spans) if spans.is_empty() => error(StatusCode::NOT_FOUND, "No traces found"),
+        Ok(spans) if spans.is_empty() => V3::not_found("No traces found"),
         Ok(spans) => Json(json!({"result": {"resourceSpans": encode_resource_spans(&spans)}}))
             .into_response(),
-        Err(e) => internal(e),
+        Err(e) => V3::internal(e),
     }
 }
 
@@ -204,7 +180,7 @@ fn summary_json(s: &TraceSummary) -> serde_json::Value {
 async fn summaries(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
     let query = match parse_search(query.as_deref()) {
         Ok(q) => q,
-        Err(e) => return bad_request(e),
+        Err(e) => return V3::bad_request(e),
     };
     let found = state
         .run("trace-summaries", move |q| {
@@ -216,6 +192,6 @@ async fn summaries(State(state): State<ApiState>, RawQuery(query): RawQuery) -> 
             let summaries: Vec<_> = summaries.iter().map(summary_json).collect();
             Json(json!({"summaries": summaries})).into_response()
         }
-        Err(e) => internal(e),
+        Err(e) => V3::internal(e),
     }
 }

@@ -9,6 +9,8 @@ mod params;
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Router;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
@@ -76,6 +78,34 @@ impl ApiState {
             .observe(started.elapsed().as_secs_f64());
         result
     }
+}
+
+/// How one API family shapes its error responses.
+trait ErrorForm {
+    fn error(status: StatusCode, message: String) -> Response;
+
+    fn bad_request(message: String) -> Response {
+        Self::error(StatusCode::BAD_REQUEST, message)
+    }
+
+    fn not_found(message: &str) -> Response {
+        Self::error(StatusCode::NOT_FOUND, message.to_string())
+    }
+
+    fn internal(e: std::io::Error) -> Response {
+        Self::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reading stored spans failed: {e}"),
+        )
+    }
+}
+
+/// An operation as both Jaeger APIs list it.
+fn operation_json(name: String, kind: i32) -> serde_json::Value {
+    serde_json::json!({
+        "name": name,
+        "spanKind": osprey_model::jaeger::span_kind_name(kind).unwrap_or(""),
+    })
 }
 
 /// Every route of the query port.

@@ -1,6 +1,7 @@
 //! Parsing the query-string forms the compatible APIs use: Go durations, RFC 3339 times, hex ids,
 //! repeated keys.
 
+use osprey_model::jaeger::span_kind_from_name;
 use osprey_model::TraceId;
 
 /// A query string as (key, value) pairs, keeping repeated keys.
@@ -45,6 +46,33 @@ impl Params {
                 .map_err(|e| format!("invalid {}: {e}", keys[0])),
         }
     }
+}
+
+/// The `service` (required) and optional `spanKind` of an operations listing, as an OTLP kind.
+pub fn operations_filter(params: &Params) -> Result<(String, Option<i32>), String> {
+    let service = params
+        .get(&["service"])
+        .ok_or("parameter 'service' is required")?
+        .to_string();
+    let kind = match params.get(&["spanKind", "span_kind"]) {
+        None => None,
+        Some(name) => Some(span_kind_from_name(name).ok_or(format!("unknown spanKind {name:?}"))?),
+    };
+    Ok((service, kind))
+}
+
+/// A JSON object of attribute filters (`{"http.method": "GET"}`); non-string values match their JSON
+/// text. `name` is the parameter, for the error message.
+pub fn attribute_map(text: &str, name: &str) -> Result<Vec<(String, String)>, String> {
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)
+        .map_err(|e| format!("invalid {name}: expected a JSON object: {e}"))?;
+    Ok(map
+        .into_iter()
+        .map(|(key, value)| match value {
+            serde_json::Value::String(s) => (key, s),
+            other => (key, other.to_string()),
+        })
+        .collect())
 }
 
 pub fn trace_id(text: &str) -> Result<TraceId, String> {

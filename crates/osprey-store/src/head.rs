@@ -59,7 +59,7 @@ struct SpanEntries {
 
 impl SpanEntries {
     fn push(&mut self, entry: SpanEntry) -> u32 {
-        if self.len as usize % CHUNK_LEN == 0 {
+        if (self.len as usize).is_multiple_of(CHUNK_LEN) {
             self.chunks.push(Vec::with_capacity(CHUNK_LEN));
         }
         self.chunks
