@@ -14,6 +14,7 @@ use tonic::{Code, Status};
 
 use osprey_model::otlp::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 
+use super::report::{percentile, thousands};
 use super::server_process::ServerProcess;
 use super::tracegen::{self, Shape};
 
@@ -217,25 +218,6 @@ fn decode_only_rate(requests: &[Bytes], spans_per_request: usize) -> f64 {
         }
     }
     decoded as f64 / started.elapsed().as_secs_f64()
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Sends pre-encoded request bytes as they are; decodes the response with prost.

@@ -2,7 +2,9 @@
 //! time.
 
 mod ingest;
+mod report;
 mod server_process;
+mod store;
 mod tracegen;
 
 use clap::Subcommand;
@@ -12,10 +14,16 @@ pub enum BenchCommand {
     /// OTLP/gRPC ingest: tracegen-shaped load from concurrent clients against a real server, plus the
     /// decode-only rate of the same requests for comparison.
     Ingest(ingest::IngestArgs),
+    /// Write-ahead log appends (group commit, index insertion) in-process, from concurrent appenders.
+    Wal(store::WalArgs),
+    /// Search, trace assembly and summaries over a store loaded with tracegen-shaped spans.
+    Query(store::QueryArgs),
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Ingest(args) => ingest::run(args).await,
+        BenchCommand::Wal(args) => store::wal(args).await,
+        BenchCommand::Query(args) => store::query(args).await,
     }
 }

@@ -1,0 +1,268 @@
+//! `osprey bench wal` and `osprey bench query`: the store and query engine in-process, without the
+//! network, so their own costs show.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::Args;
+use prost::Message;
+
+use osprey_model::otlp::ExportTraceServiceRequest;
+use osprey_model::TraceId;
+use osprey_query::{Query, TraceQuery};
+use osprey_store::{FsyncPolicy, Store, WalOptions};
+
+use super::report::{percentile, thousands};
+use super::tracegen::{self, Shape};
+
+#[derive(Args, Debug)]
+pub struct WalArgs {
+    /// Concurrent appenders (as concurrent exports would be).
+    #[arg(long, default_value_t = 8)]
+    appenders: usize,
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    #[arg(long, default_value_t = 1000)]
+    spans_per_request: usize,
+    /// Acknowledge after write and fsync every 100 ms instead of fsync before every acknowledgement.
+    #[arg(long)]
+    relaxed: bool,
+    /// Directory for the log (default: a fresh one under the system temp dir, removed afterwards).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct QueryArgs {
+    /// Spans to load into the store before measuring.
+    #[arg(long, default_value_t = 1_000_000)]
+    spans: usize,
+    #[arg(long, default_value_t = 10)]
+    spans_per_trace: usize,
+    /// How long each measured query kind runs.
+    #[arg(long, default_value_t = 3)]
+    seconds: u64,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+/// A data directory that is removed afterwards unless the user named it.
+struct BenchDir {
+    path: PathBuf,
+    remove: bool,
+}
+
+impl BenchDir {
+    fn new(given: Option<PathBuf>, name: &str) -> BenchDir {
+        match given {
+            Some(path) => BenchDir {
+                path,
+                remove: false,
+            },
+            None => BenchDir {
+                path: std::env::temp_dir()
+                    .join(format!("osprey-bench-{name}-{}", std::process::id())),
+                remove: true,
+            },
+        }
+    }
+}
+
+impl Drop for BenchDir {
+    fn drop(&mut self) {
+        if self.remove {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+fn generate(count: usize, shape: Shape) -> Vec<(Arc<ExportTraceServiceRequest>, Bytes)> {
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut rng = fastrand::Rng::with_seed(7);
+    (0..count)
+        .map(|_| {
+            let request = tracegen::request(shape, &mut rng, now_ns);
+            let bytes = Bytes::from(request.encode_to_vec());
+            (Arc::new(request), bytes)
+        })
+        .collect()
+}
+
+pub async fn wal(args: WalArgs) -> anyhow::Result<()> {
+    let shape = Shape {
+        spans_per_request: args.spans_per_request,
+        spans_per_trace: 10,
+        services: 10,
+    };
+    let requests = Arc::new(generate(64, shape));
+    let dir = BenchDir::new(args.data_dir, "wal");
+    let options = WalOptions {
+        fsync: if args.relaxed {
+            FsyncPolicy::Interval(Duration::from_millis(100))
+        } else {
+            FsyncPolicy::Always
+        },
+        ..WalOptions::default()
+    };
+    let (store, _) = Store::open(&dir.path, options)?;
+    let store = Arc::new(store);
+    println!(
+        "WAL append: {} appenders, {}-span records of {} bytes, fsync {}",
+        args.appenders,
+        shape.spans_per_request,
+        requests[0].1.len(),
+        if args.relaxed {
+            "every 100 ms"
+        } else {
+            "before every ack"
+        }
+    );
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for appender in 0..args.appenders.max(1) {
+        let (store, requests) = (store.clone(), requests.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut next = appender;
+            while Instant::now() < deadline {
+                let (request, bytes) = &requests[next % requests.len()];
+                next += 1;
+                let sent = Instant::now();
+                store.append(request, bytes.clone()).await?;
+                latencies.push(sent.elapsed());
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let metrics = store.metrics();
+    let bytes = metrics.wal_bytes.get();
+    println!(
+        "appended {} records ({} spans, {} MiB) in {elapsed:.2} s: {} records/s, {} spans/s, {:.0} MiB/s",
+        thousands(latencies.len() as u64),
+        thousands((latencies.len() * shape.spans_per_request) as u64),
+        bytes >> 20,
+        thousands((latencies.len() as f64 / elapsed) as u64),
+        thousands((latencies.len() as f64 * shape.spans_per_request as f64 / elapsed) as u64),
+        bytes as f64 / elapsed / (1 << 20) as f64,
+    );
+    println!(
+        "fsyncs: {} ({:.1} records per fsync); append latency p50 {:.2} ms, p99 {:.2} ms",
+        thousands(metrics.wal_fsyncs.get()),
+        latencies.len() as f64 / metrics.wal_fsyncs.get().max(1) as f64,
+        percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+    );
+    Ok(())
+}
+
+/// Runs `work` repeatedly for `seconds`; prints its rate and latency.
+fn measure(
+    label: &str,
+    seconds: u64,
+    mut work: impl FnMut(usize) -> anyhow::Result<usize>,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut latencies = Vec::new();
+    let mut results = 0;
+    let mut i = 0;
+    while Instant::now() < deadline {
+        let started = Instant::now();
+        results += work(i)?;
+        latencies.push(started.elapsed());
+        i += 1;
+    }
+    let total: Duration = latencies.iter().sum();
+    latencies.sort_unstable();
+    println!(
+        "{label}: {:.0}/s, p50 {:.3} ms, p99 {:.3} ms, {:.1} results each",
+        latencies.len() as f64 / total.as_secs_f64(),
+        percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        results as f64 / latencies.len().max(1) as f64,
+    );
+    Ok(())
+}
+
+pub async fn query(args: QueryArgs) -> anyhow::Result<()> {
+    let shape = Shape {
+        spans_per_request: 1000,
+        spans_per_trace: args.spans_per_trace,
+        services: 10,
+    };
+    let requests = generate(args.spans.div_ceil(shape.spans_per_request), shape);
+    let dir = BenchDir::new(args.data_dir, "query");
+    let options = WalOptions {
+        fsync: FsyncPolicy::Interval(Duration::from_secs(1)),
+        ..WalOptions::default()
+    };
+    let (store, _) = Store::open(&dir.path, options)?;
+    let loading = Instant::now();
+    for (request, bytes) in &requests {
+        store.append(request, bytes.clone()).await?;
+    }
+    let traces: Vec<TraceId> = requests
+        .iter()
+        .flat_map(|(r, _)| &r.resource_spans)
+        .flat_map(|rs| &rs.scope_spans)
+        .flat_map(|ss| &ss.spans)
+        .filter(|s| s.parent_span_id.is_empty())
+        .filter_map(|s| TraceId::from_bytes(&s.trace_id).ok())
+        .collect();
+    println!(
+        "loaded {} spans in {} traces in {:.2} s",
+        thousands(store.head().span_count()),
+        thousands(traces.len() as u64),
+        loading.elapsed().as_secs_f64()
+    );
+    let query = Query::new(Arc::new(store));
+    let seconds = args.seconds;
+    tokio::task::spawn_blocking(move || {
+        measure("trace by id (assembly)", seconds, |i| {
+            let trace = query.trace(&traces[(i * 7919) % traces.len()])?;
+            Ok(trace.map_or(0, |t| t.iter().map(|rs| rs.scope_spans.len()).sum()))
+        })?;
+        let by_service = TraceQuery {
+            service: Some("service-3".into()),
+            limit: 20,
+            ..TraceQuery::default()
+        };
+        measure("search service=service-3 limit 20", seconds, |_| {
+            Ok(query.search(&by_service)?.len())
+        })?;
+        let slow = TraceQuery {
+            service: Some("service-3".into()),
+            min_duration_ns: Some(450_000_000),
+            limit: 20,
+            ..TraceQuery::default()
+        };
+        measure("search service + minDuration 450ms", seconds, |_| {
+            Ok(query.search(&slow)?.len())
+        })?;
+        let attribute = TraceQuery {
+            attributes: vec![("attribute.key.07".into(), "value-123".into())],
+            limit: 20,
+            ..TraceQuery::default()
+        };
+        measure(
+            "search attribute.key.07=value-123 limit 20",
+            seconds,
+            |_| Ok(query.search(&attribute)?.len()),
+        )?;
+        let ids = query.search(&by_service)?;
+        measure("summaries of 20 traces", seconds, |_| {
+            Ok(query.summaries(&ids).len())
+        })
+    })
+    .await?
+}
