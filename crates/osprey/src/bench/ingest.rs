@@ -15,7 +15,7 @@ use tonic::{Code, Status};
 use osprey_model::otlp::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 
 use super::report::{percentile, thousands};
-use super::server_process::ServerProcess;
+use super::server_process::{cpu_time, ServerProcess};
 use super::tracegen::{self, Shape};
 
 #[derive(Args, Debug)]
@@ -101,7 +101,14 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
             (Some(server), endpoint)
         }
     };
+    let server_cpu_before = server.as_ref().map(ServerProcess::cpu_time).transpose()?;
+    let own_cpu_before = cpu_time("/proc/self/stat")?;
     let result = load(&args, &requests, &endpoint).await;
+    let own_cpu = cpu_time("/proc/self/stat")? - own_cpu_before;
+    let server_cpu = match (&server, server_cpu_before) {
+        (Some(server), Some(before)) => Some(server.cpu_time()? - before),
+        _ => None,
+    };
     let peak_rss = server
         .as_ref()
         .map(ServerProcess::peak_rss_bytes)
@@ -133,6 +140,16 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
     );
     if let Some(status) = stats.iter().find_map(|s| s.last_error.as_ref()) {
         println!("last error: {status}");
+    }
+    let cores = |cpu: Duration| cpu.as_secs_f64() / elapsed.as_secs_f64();
+    match server_cpu {
+        Some(cpu) => println!(
+            "CPU: server {:.2} cores ({:.2} µs a span), load generator {:.2} cores",
+            cores(cpu),
+            cpu.as_secs_f64() * 1e6 / accepted.max(1) as f64,
+            cores(own_cpu)
+        ),
+        None => println!("CPU: load generator {:.2} cores", cores(own_cpu)),
     }
     match peak_rss {
         Some(bytes) => println!("server peak RSS: {} MiB", bytes >> 20),

@@ -49,6 +49,11 @@ impl ServerProcess {
         }
     }
 
+    /// CPU time the server has used so far (user + system, all threads).
+    pub fn cpu_time(&self) -> anyhow::Result<Duration> {
+        cpu_time(&format!("/proc/{}/stat", self.child.id()))
+    }
+
     /// The server's peak resident memory so far (VmHWM), in bytes.
     pub fn peak_rss_bytes(&self) -> anyhow::Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
@@ -70,4 +75,15 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// User + system CPU time of a process, from its `/proc/<pid>/stat` (fields 14 and 15, in the kernel's
+/// fixed 100 Hz user-visible clock ticks).
+pub fn cpu_time(stat_path: &str) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(stat_path)?;
+    // The command name (field 2) may contain spaces; the fields after it start past its ')'.
+    let after_name = &stat[stat.rfind(')').context("malformed stat")? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+    Ok(Duration::from_millis(ticks * 10))
 }

@@ -230,7 +230,12 @@ pub async fn query(args: QueryArgs) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || {
         measure("trace by id (assembly)", seconds, |i| {
             let trace = query.trace(&traces[(i * 7919) % traces.len()])?;
-            Ok(trace.map_or(0, |t| t.iter().map(|rs| rs.scope_spans.len()).sum()))
+            Ok(trace.map_or(0, |t| {
+                t.iter()
+                    .flat_map(|rs| &rs.scope_spans)
+                    .map(|ss| ss.spans.len())
+                    .sum()
+            }))
         })?;
         let by_service = TraceQuery {
             service: Some("service-3".into()),
