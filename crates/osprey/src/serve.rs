@@ -57,8 +57,9 @@ pub struct ServeArgs {
     /// Size at which a write-ahead log segment is closed and a new one started.
     #[arg(long, env = "OSPREY_WAL_SEGMENT_BYTES", default_value_t = 128 << 20)]
     pub wal_segment_bytes: u64,
-    /// Export requests being received at once, per protocol, beyond which new ones wait.
-    #[arg(long, env = "OSPREY_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
+    /// Export requests being received at once, per protocol, beyond which new ones wait. With
+    /// --max-request-bytes it bounds the memory of bodies being received.
+    #[arg(long, env = "OSPREY_MAX_CONCURRENT_REQUESTS", default_value_t = 64)]
     pub max_concurrent_requests: usize,
 }
 
