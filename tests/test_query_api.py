@@ -124,8 +124,9 @@ def test_trace_command_prints_the_tree(osprey):
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert "2.000s  2 spans  2 services  0 errors" in lines[0]
-    assert lines[1].startswith("gateway: GET /checkout")
-    assert lines[2].startswith("  payments: SELECT payments") and "1.800s" in lines[2] and "+100.00ms" in lines[2]
+    assert lines[2].startswith("gateway: GET /checkout")
+    assert lines[3].startswith("  payments: SELECT payments") and "1.800s" in lines[3] and "+100.00ms" in lines[3]
+    assert lines[-1] == "most self time: payments: SELECT payments, 1.800s of 2.000s (90%)"
 
     err = subprocess.run([str(OSPREY_BIN), "trace", login, "--server", osprey.query_url],
                          capture_output=True, text=True, timeout=60)

@@ -2,6 +2,7 @@
 //!
 //! Every call here reads files; run it off the async executor (e.g. `spawn_blocking`).
 
+pub mod analysis;
 mod assemble;
 mod search;
 mod summary;

@@ -9,6 +9,7 @@ use clap::Args;
 use osprey_model::attributes::service_name;
 use osprey_model::otlp::{status::StatusCode, ResourceSpans, Span};
 use osprey_model::TraceId;
+use osprey_query::analysis::self_time_ns;
 
 #[derive(Args, Debug)]
 pub struct TraceArgs {
@@ -115,7 +116,30 @@ pub fn render(id: &TraceId, resource_spans: &[ResourceSpans], bar_width: usize) 
         errors
     );
 
-    let mut lines: Vec<(String, &Node)> = Vec::new();
+    let self_times: Vec<u64> = (0..nodes.len())
+        .map(|i| {
+            let intervals: Vec<(u64, u64)> = children
+                .get(&Some(i))
+                .map(|kids| {
+                    kids.iter()
+                        .map(|k| {
+                            (
+                                nodes[*k].span.start_time_unix_nano,
+                                nodes[*k].span.end_time_unix_nano,
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            self_time_ns(
+                nodes[i].span.start_time_unix_nano,
+                nodes[i].span.end_time_unix_nano,
+                &intervals,
+            )
+        })
+        .collect();
+
+    let mut lines: Vec<(String, usize)> = Vec::new();
     let mut stack: Vec<(usize, usize)> = children
         .get(&None)
         .map(|roots| roots.iter().rev().map(|r| (*r, 0)).collect())
@@ -124,7 +148,7 @@ pub fn render(id: &TraceId, resource_spans: &[ResourceSpans], bar_width: usize) 
         let node = &nodes[i];
         lines.push((
             format!("{}{}: {}", "  ".repeat(depth), node.service, node.span.name),
-            node,
+            i,
         ));
         if let Some(kids) = children.get(&Some(i)) {
             stack.extend(kids.iter().rev().map(|k| (*k, depth + 1)));
@@ -135,7 +159,13 @@ pub fn render(id: &TraceId, resource_spans: &[ResourceSpans], bar_width: usize) 
         .map(|(l, _)| l.chars().count())
         .max()
         .unwrap_or(0);
-    for (label, node) in lines {
+    let _ = writeln!(
+        out,
+        "{:label_width$}  {:>10}  {:>9}  {:>9}",
+        "", "start", "duration", "self"
+    );
+    for (label, i) in lines {
+        let node = &nodes[i];
         let offset = node.span.start_time_unix_nano.saturating_sub(start);
         let duration = node
             .span
@@ -148,11 +178,23 @@ pub fn render(id: &TraceId, resource_spans: &[ResourceSpans], bar_width: usize) 
         let pad = label_width - label.chars().count();
         let _ = writeln!(
             out,
-            "{label}{}  {:>10}  {:>9}  |{bar:<bar_width$}|{}",
+            "{label}{}  {:>10}  {:>9}  {:>9}  |{bar:<bar_width$}|{}",
             " ".repeat(pad),
             format!("+{}", duration_text(offset)),
             duration_text(duration),
+            duration_text(self_times[i]),
             if node.is_error() { "  ✗ ERROR" } else { "" },
+        );
+    }
+    if let Some(heaviest) = (0..nodes.len()).max_by_key(|i| self_times[*i]) {
+        let _ = writeln!(
+            out,
+            "most self time: {}: {}, {} of {} ({:.0}%)",
+            nodes[heaviest].service,
+            nodes[heaviest].span.name,
+            duration_text(self_times[heaviest]),
+            duration_text(total),
+            100.0 * self_times[heaviest] as f64 / total as f64
         );
     }
     out
@@ -236,17 +278,28 @@ mod tests {
             lines[0].contains("2.000s  3 spans  2 services  1 errors"),
             "{text}"
         );
-        assert!(lines[1].starts_with("gateway: GET /checkout"), "{text}");
-        assert!(lines[2].starts_with("  gateway: charge"), "{text}");
         assert!(
-            lines[3].starts_with("    payments: SELECT payments"),
+            lines[1].contains("start") && lines[1].contains("self"),
+            "{text}"
+        );
+        assert!(lines[2].starts_with("gateway: GET /checkout"), "{text}");
+        assert!(lines[3].starts_with("  gateway: charge"), "{text}");
+        assert!(
+            lines[4].starts_with("    payments: SELECT payments"),
             "{text}"
         );
         assert!(
-            lines[3].contains("+100.00ms") && lines[3].contains("1.800s"),
+            lines[4].contains("+100.00ms") && lines[4].contains("1.800s"),
             "{text}"
         );
-        assert!(lines[3].ends_with("✗ ERROR"), "{text}");
-        assert!(lines[1].contains(&"█".repeat(20)), "{text}");
+        assert!(lines[4].ends_with("✗ ERROR"), "{text}");
+        assert!(lines[2].contains(&"█".repeat(20)), "{text}");
+        // gateway: 2.0 s minus charge's 1.9 s; charge: 1.9 s minus the query's 1.8 s.
+        assert!(lines[2].contains("100.00ms  |"), "{text}");
+        assert!(lines[3].contains("100.00ms  |"), "{text}");
+        assert_eq!(
+            lines[5],
+            "most self time: payments: SELECT payments, 1.800s of 2.000s (90%)"
+        );
     }
 }
