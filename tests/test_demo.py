@@ -53,6 +53,18 @@ def self_times(spans):
     return out
 
 
+def children_of(pid):
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
 @pytest.fixture
 def demo_run(osprey):
     """Runs `osprey-demo up` against the test's Osprey: 40 checkouts with faults, then it stops."""
@@ -60,13 +72,16 @@ def demo_run(osprey):
         [str(DEMO_BIN), "up", "--osprey-endpoint", f"http://{osprey.grpc_endpoint}", "--base-port", "0",
          "--requests", "40", "--rate", "10", "--slow-db-share", "0.25", "--payment-error-share", "0.2",
          "--slow-inventory-share", "0.1"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
         output, _ = process.communicate(timeout=180)
     finally:
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+            # `up` starts each service in a process group of its own: stop them, then `up`.
+            for child in children_of(process.pid):
+                os.kill(child, signal.SIGKILL)
+            process.kill()
             process.wait()
     assert process.returncode == 0, output
     assert "checkouts:" in output, output

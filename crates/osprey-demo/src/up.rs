@@ -1,6 +1,7 @@
 //! `osprey-demo up`: Osprey, the six services and the load, as separate processes on this machine.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -49,22 +50,31 @@ pub async fn terminated() {
     }
 }
 
-/// Child processes, stopped with SIGTERM (so they flush their spans) when dropped.
+/// Child processes, stopped with SIGTERM when dropped, newest first: the services flush their last
+/// spans while the Osprey they export to (started first) is still up.
 struct Processes(Vec<(String, Child)>);
+
+impl Processes {
+    /// Starts `command` in its own process group, so a terminal's Ctrl-C reaches only `up`, which then
+    /// stops everything in order. (So if `up` itself is killed with SIGKILL, its children keep running.)
+    fn spawn(&mut self, name: &str, command: &mut Command) -> anyhow::Result<()> {
+        command.process_group(0);
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        self.0.push((name.to_string(), child));
+        Ok(())
+    }
+}
 
 impl Drop for Processes {
     fn drop(&mut self) {
-        for (_, child) in &self.0 {
+        while let Some((name, mut child)) = self.0.pop() {
             // SAFETY: kill(2) on a pid we own; a stale pid only yields an error.
             unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-        }
-        let deadline = Instant::now() + Duration::from_secs(15);
-        for (name, child) in &mut self.0 {
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
             }
             if let Ok(None) = child.try_wait() {
                 tracing::warn!(process = %name, "did not stop on SIGTERM; killing it");
@@ -168,10 +178,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             // Spans reach Osprey within half a second instead of the SDK's default 5 s.
             command.env("OTEL_BSP_SCHEDULE_DELAY", "500");
         }
-        let child = command
-            .spawn()
-            .with_context(|| format!("starting the {} service", service.name()))?;
-        processes.0.push((service.name().to_string(), child));
+        processes.spawn(service.name(), &mut command)?;
     }
     for service in Service::ALL {
         wait_ready(&format!("{}/healthz", url(service)), service.name()).await?;
