@@ -1,15 +1,13 @@
 //! `osprey trace <id>`: a trace as an indented tree in the terminal.
 
-use std::collections::HashMap;
 use std::fmt::Write;
 
 use anyhow::{bail, Context};
 use clap::Args;
 
-use osprey_model::attributes::service_name;
-use osprey_model::otlp::{status::StatusCode, ResourceSpans, Span};
+use osprey_model::otlp::ResourceSpans;
 use osprey_model::TraceId;
-use osprey_query::analysis::self_time_ns;
+use osprey_query::analysis::analyze;
 
 #[derive(Args, Debug)]
 pub struct TraceArgs {
@@ -44,115 +42,43 @@ pub async fn run(args: TraceArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct Node<'a> {
-    service: &'a str,
-    span: &'a Span,
-}
-
-impl Node<'_> {
-    fn is_error(&self) -> bool {
-        self.span
-            .status
-            .as_ref()
-            .is_some_and(|s| s.code == StatusCode::Error as i32)
-    }
-}
-
 /// Renders the tree: one line per span, children under their parent in start order; spans whose parent
 /// is missing from the trace are shown as extra roots.
 pub fn render(id: &TraceId, resource_spans: &[ResourceSpans], bar_width: usize) -> String {
-    let nodes: Vec<Node> = resource_spans
-        .iter()
-        .flat_map(|rs| {
-            let service = service_name(rs.resource.as_ref());
-            rs.scope_spans
-                .iter()
-                .flat_map(|ss| &ss.spans)
-                .map(move |span| Node { service, span })
-        })
-        .collect();
+    let trace = analyze(resource_spans);
+    let spans = &trace.spans;
     let mut out = String::new();
-    if nodes.is_empty() {
+    if spans.is_empty() {
         let _ = writeln!(out, "trace {id}: no spans");
         return out;
     }
-    let start = nodes
-        .iter()
-        .map(|n| n.span.start_time_unix_nano)
-        .min()
-        .unwrap_or(0);
-    let end = nodes
-        .iter()
-        .map(|n| n.span.end_time_unix_nano)
-        .max()
-        .unwrap_or(start);
-    let total = end.saturating_sub(start).max(1);
-    let ids: HashMap<&[u8], usize> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.span.span_id.as_slice(), i))
-        .collect();
-    let mut children: HashMap<Option<usize>, Vec<usize>> = HashMap::new();
-    for (i, node) in nodes.iter().enumerate() {
-        let parent = ids
-            .get(node.span.parent_span_id.as_slice())
-            .copied()
-            .filter(|p| *p != i);
-        children.entry(parent).or_default().push(i);
-    }
-    for list in children.values_mut() {
-        list.sort_by_key(|i| nodes[*i].span.start_time_unix_nano);
-    }
-    let mut services: Vec<&str> = nodes.iter().map(|n| n.service).collect();
+    let start = trace.start_ns;
+    let total = trace.end_ns.saturating_sub(start).max(1);
+    let mut services: Vec<&str> = spans.iter().map(|s| s.service.as_str()).collect();
     services.sort_unstable();
     services.dedup();
-    let errors = nodes.iter().filter(|n| n.is_error()).count();
     let _ = writeln!(
         out,
         "trace {id}  {}  {} spans  {} services  {} errors",
         duration_text(total),
-        nodes.len(),
+        spans.len(),
         services.len(),
-        errors
+        spans.iter().filter(|s| s.error).count()
     );
 
-    let self_times: Vec<u64> = (0..nodes.len())
-        .map(|i| {
-            let intervals: Vec<(u64, u64)> = children
-                .get(&Some(i))
-                .map(|kids| {
-                    kids.iter()
-                        .map(|k| {
-                            (
-                                nodes[*k].span.start_time_unix_nano,
-                                nodes[*k].span.end_time_unix_nano,
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            self_time_ns(
-                nodes[i].span.start_time_unix_nano,
-                nodes[i].span.end_time_unix_nano,
-                &intervals,
-            )
-        })
-        .collect();
-
     let mut lines: Vec<(String, usize)> = Vec::new();
-    let mut stack: Vec<(usize, usize)> = children
-        .get(&None)
-        .map(|roots| roots.iter().rev().map(|r| (*r, 0)).collect())
-        .unwrap_or_default();
+    let mut stack: Vec<(usize, usize)> = trace.roots.iter().rev().map(|r| (*r, 0)).collect();
     while let Some((i, depth)) = stack.pop() {
-        let node = &nodes[i];
         lines.push((
-            format!("{}{}: {}", "  ".repeat(depth), node.service, node.span.name),
+            format!(
+                "{}{}: {}",
+                "  ".repeat(depth),
+                spans[i].service,
+                spans[i].name
+            ),
             i,
         ));
-        if let Some(kids) = children.get(&Some(i)) {
-            stack.extend(kids.iter().rev().map(|k| (*k, depth + 1)));
-        }
+        stack.extend(trace.children[i].iter().rev().map(|k| (*k, depth + 1)));
     }
     let label_width = lines
         .iter()
@@ -165,12 +91,9 @@ pub fn render(id: &TraceId, resource_spans: &[ResourceSpans], bar_width: usize) 
         "", "start", "duration", "self"
     );
     for (label, i) in lines {
-        let node = &nodes[i];
-        let offset = node.span.start_time_unix_nano.saturating_sub(start);
-        let duration = node
-            .span
-            .end_time_unix_nano
-            .saturating_sub(node.span.start_time_unix_nano);
+        let span = &spans[i];
+        let offset = span.start_ns.saturating_sub(start);
+        let duration = span.end_ns - span.start_ns;
         let bar_start = (offset as u128 * bar_width as u128 / total as u128) as usize;
         let bar_len = ((duration as u128 * bar_width as u128).div_ceil(total as u128) as usize)
             .clamp(1, bar_width.saturating_sub(bar_start).max(1));
@@ -182,19 +105,19 @@ pub fn render(id: &TraceId, resource_spans: &[ResourceSpans], bar_width: usize) 
             " ".repeat(pad),
             format!("+{}", duration_text(offset)),
             duration_text(duration),
-            duration_text(self_times[i]),
-            if node.is_error() { "  ✗ ERROR" } else { "" },
+            duration_text(span.self_ns),
+            if span.error { "  ✗ ERROR" } else { "" },
         );
     }
-    if let Some(heaviest) = (0..nodes.len()).max_by_key(|i| self_times[*i]) {
+    if let Some(heaviest) = spans.iter().max_by_key(|s| s.self_ns) {
         let _ = writeln!(
             out,
             "most self time: {}: {}, {} of {} ({:.0}%)",
-            nodes[heaviest].service,
-            nodes[heaviest].span.name,
-            duration_text(self_times[heaviest]),
+            heaviest.service,
+            heaviest.name,
+            duration_text(heaviest.self_ns),
             duration_text(total),
-            100.0 * self_times[heaviest] as f64 / total as f64
+            100.0 * heaviest.self_ns as f64 / total as f64
         );
     }
     out
@@ -212,7 +135,10 @@ fn duration_text(nanos: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use osprey_model::otlp::{any_value::Value, AnyValue, KeyValue, Resource, ScopeSpans, Status};
+    use osprey_model::otlp::{
+        any_value::Value, status::StatusCode, AnyValue, KeyValue, Resource, ScopeSpans, Span,
+        Status,
+    };
 
     fn span(
         id: u8,
