@@ -1,10 +1,13 @@
-//! Osprey's query-side HTTP server (port 16686 by default): the Jaeger-compatible query APIs (classic
-//! `/api/...` and `/api/v3/...`), health probes and Prometheus metrics.
+//! Osprey's query-side HTTP server (port 16686 by default): the web UI, the Jaeger-compatible query
+//! APIs (classic `/api/...` and `/api/v3/...`), Osprey's own API for the UI, health probes and
+//! Prometheus metrics.
 
 mod jaeger_v1;
 mod jaeger_v3;
+mod native;
 mod ops;
 mod params;
+mod ui;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -113,6 +116,8 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .merge(jaeger_v1::routes())
         .merge(jaeger_v3::routes())
+        .merge(native::routes())
+        .merge(ui::routes())
         .merge(ops::routes())
         .with_state(state)
 }

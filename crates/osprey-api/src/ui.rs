@@ -1,0 +1,60 @@
+//! The web UI: static files built into the binary at compile time, so it needs no network and no
+//! separate web server. Every page path answers with the same shell; the JavaScript router draws the
+//! page, so every view is a link (`/search?service=…` and `/trace/<id>` as in the Jaeger UI).
+
+use axum::extract::Path;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::ApiState;
+
+const INDEX: &str = include_str!("../ui/index.html");
+
+/// (file name under `/ui/`, content type, content)
+const ASSETS: &[(&str, &str, &str)] = &[
+    ("app.css", "text/css", include_str!("../ui/app.css")),
+    ("js/app.js", "text/javascript", include_str!("../ui/js/app.js")),
+    ("js/api.js", "text/javascript", include_str!("../ui/js/api.js")),
+    ("js/format.js", "text/javascript", include_str!("../ui/js/format.js")),
+    ("js/charts.js", "text/javascript", include_str!("../ui/js/charts.js")),
+    ("js/search.js", "text/javascript", include_str!("../ui/js/search.js")),
+    ("js/trace.js", "text/javascript", include_str!("../ui/js/trace.js")),
+    ("js/timeline.js", "text/javascript", include_str!("../ui/js/timeline.js")),
+];
+
+pub fn routes() -> Router<ApiState> {
+    let mut router = Router::new()
+        .route("/", get(|| async { Redirect::temporary("/search") }))
+        .route("/ui/{*file}", get(asset));
+    for page in ["/search", "/trace/{trace_id}"] {
+        router = router.route(page, get(index));
+    }
+    router
+}
+
+async fn index() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        INDEX,
+    )
+        .into_response()
+}
+
+async fn asset(Path(file): Path<String>) -> Response {
+    match ASSETS.iter().find(|(name, _, _)| *name == file) {
+        Some((_, content_type, content)) => (
+            [
+                (header::CONTENT_TYPE, *content_type),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            *content,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, format!("no UI file {file}")).into_response(),
+    }
+}
