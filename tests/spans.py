@@ -19,15 +19,15 @@ def new_trace_id():
 
 
 def span(trace_id, name, start_ms=0, duration_ms=10, parent=None, span_id=None, error=False, attributes=None,
-         kind=Span.SPAN_KIND_SERVER):
+         kind=Span.SPAN_KIND_SERVER, base_ns=BASE_NS):
     return Span(
         trace_id=trace_id,
         span_id=span_id or os.urandom(8),
         parent_span_id=parent or b"",
         name=name,
         kind=kind,
-        start_time_unix_nano=BASE_NS + start_ms * 1_000_000,
-        end_time_unix_nano=BASE_NS + (start_ms + duration_ms) * 1_000_000,
+        start_time_unix_nano=base_ns + int(start_ms * 1_000_000),
+        end_time_unix_nano=base_ns + int((start_ms + duration_ms) * 1_000_000),
         attributes=[attr(k, v) for k, v in (attributes or {}).items()],
         status=Status(code=Status.STATUS_CODE_ERROR if error else Status.STATUS_CODE_UNSET),
     )

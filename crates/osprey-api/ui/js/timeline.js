@@ -86,7 +86,7 @@ export class Timeline {
       el('span', { class: 'dur', style: left + width < 85 ? { left: `calc(${left + width}% + 4px)` } : { right: `calc(${100 - left}% + 4px)` } },
         duration(span.end - span.start)));
     return el('div', {
-      class: `row${this.selected === i ? ' selected' : ''}`, style: { top: `${rowIndex * ROW}px` }, 'data-span': i,
+      class: `row${this.selected === i ? ' selected' : ''}`, style: { top: `${rowIndex * ROW}px` }, 'data-span': i, 'data-row': rowIndex,
       'data-critical': span.critical.length ? 'true' : null, role: 'row', 'aria-selected': this.selected === i ? 'true' : 'false',
     },
     el('div', { class: 'label', style: { paddingLeft: `${4 + span.depth * 14}px` }, title: `${span.service}: ${span.name}` },

@@ -1,0 +1,240 @@
+"""The web UI in a real browser (Debian's Chromium, driven by Playwright) against a real server loaded
+with generated traces. Screenshots of every page go to target/ui-screenshots/ for people to look at."""
+
+import os
+import random
+import time
+
+import pytest
+import requests
+from playwright.sync_api import sync_playwright
+
+from conftest import ROOT
+from spans import new_trace_id, request, span
+
+CHROMIUM = os.environ.get("OSPREY_CHROMIUM", "/usr/bin/chromium")
+SHOTS = ROOT / "target" / "ui-screenshots"
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+LARGE_TRACE_SPANS = 50_000
+
+
+def send(osprey, service, spans):
+    r = requests.post(f"{osprey.http_url}/v1/traces", data=request(service, spans).SerializeToString(),
+                      headers={"Content-Type": "application/x-protobuf"}, timeout=60)
+    assert r.status_code == 200, r.text
+
+
+def load_shop(osprey, base_ns):
+    """A slow checkout (time in the database), a fast one, and a failed login."""
+    ids = {"slow": new_trace_id(), "fast": new_trace_id(), "login": new_trace_id()}
+    at = lambda ms, **kw: {"base_ns": base_ns, **kw}
+    for key, scale in (("slow", 1.0), ("fast", 0.05)):
+        t = ids[key]
+        root, pay = os.urandom(8), os.urandom(8)
+        send(osprey, "gateway", [span(t, "POST /checkout", 0, 2000 * scale, span_id=root, **at(0))])
+        send(osprey, "auth", [span(t, "POST /verify", 10 * scale, 30 * scale, parent=root, **at(0))])
+        send(osprey, "inventory", [span(t, "GET /stock", 20 * scale, 40 * scale, parent=root, **at(0))])
+        send(osprey, "payments", [span(t, "POST /charge", 50 * scale, 1900 * scale, parent=root, span_id=pay,
+                                       attributes={"payment.method": "card"}, **at(0))])
+        send(osprey, "database", [span(t, "SELECT payments", 100 * scale, 1800 * scale, parent=pay, kind=3,
+                                       attributes={"db.system": "postgresql"}, **at(0))])
+    send(osprey, "gateway", [span(ids["login"], "POST /login", 500, 40, error=True, base_ns=base_ns)])
+    return {k: v.hex() for k, v in ids.items()}
+
+
+def load_large_trace(osprey, base_ns):
+    """A 50,000-span trace: a tree 4 levels deep over 20 services, sent in batches."""
+    rng = random.Random(5)
+    trace_id = new_trace_id()
+    root = os.urandom(8)
+    batch = [span(trace_id, "GET /report", 0, 60_000, span_id=root, base_ns=base_ns)]
+    parents = [(root, 0.0, 60_000.0)]
+    made = 1
+    while made < LARGE_TRACE_SPANS:
+        parent, start, length = parents[rng.randrange(len(parents))]
+        child_start = start + rng.random() * length * 0.5
+        child_length = max(length * rng.random() * 0.5, 0.01)
+        child = os.urandom(8)
+        batch.append(span(trace_id, f"op-{made % 97}", child_start, child_length, parent=parent, span_id=child,
+                          error=made % 997 == 0, base_ns=base_ns))
+        if len(parents) < 2000:
+            parents.append((child, child_start, child_length))
+        made += 1
+        if len(batch) == 5000:
+            send(osprey, f"service-{made % 20}", batch)
+            batch = []
+    if batch:
+        send(osprey, "service-x", batch)
+    return trace_id.hex()
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory):
+    """One loaded server and one browser for all UI tests."""
+    from conftest import Osprey
+    server = Osprey(tmp_path_factory.mktemp("ui") / "data").start()
+    base_ns = time.time_ns() - 120 * 1_000_000_000
+    ids = load_shop(server, base_ns)
+    ids["large"] = load_large_trace(server, base_ns)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield server, browser, ids
+        finally:
+            browser.close()
+            server.kill()
+
+
+@pytest.fixture
+def page(ui):
+    _, browser, _ = ui
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    problems = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.problems = problems
+    yield page
+    page.close()
+    assert not problems, problems
+
+
+def shot(page, name):
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def open_trace(page, server, trace_id):
+    page.goto(f"{server.query_url}/trace/{trace_id}")
+    page.wait_for_selector("#view[data-ready='true']", timeout=60_000)
+
+
+def test_search_finds_the_slow_checkout(ui, page):
+    server, _, ids = ui
+    page.goto(f"{server.query_url}/search")
+    page.wait_for_selector("select[name=service] option[value=gateway]", state="attached")
+    page.select_option("select[name=service]", "gateway")
+    page.fill("input[name=minDuration]", "1s")
+    page.click("button[type=submit]")
+    page.wait_for_selector("tr.result")
+    assert "service=gateway" in page.url and "minDuration=1s" in page.url
+    assert page.locator("tr.result").evaluate_all("rows => rows.map(r => r.dataset.trace)") == [ids["slow"]]
+    shot(page, "search-slow-checkouts")
+
+    page.goto(f"{server.query_url}/search?service=gateway&lookback=1h")
+    page.wait_for_selector("tr.result")
+    found = set(page.locator("tr.result").evaluate_all("rows => rows.map(r => r.dataset.trace)"))
+    assert found == {ids["slow"], ids["fast"], ids["login"]}
+    assert page.locator("svg.scatter circle").count() == 3
+    login_row = page.locator(f"tr.result[data-trace='{ids['login']}']")
+    assert "1 errors" in login_row.inner_text()
+    shot(page, "search")
+
+    # A click on a scatter-plot point opens its trace.
+    page.locator(f"svg.scatter circle[data-trace='{ids['slow']}']").click()
+    page.wait_for_selector("#view[data-ready='true']")
+    assert page.url.endswith(f"/trace/{ids['slow']}")
+
+
+def test_trace_view_shows_order_critical_path_and_bottleneck(ui, page):
+    server, _, ids = ui
+    open_trace(page, server, ids["slow"])
+    rows = page.locator(".row .label").all_inner_texts()
+    names = [r.replace("▾", "").replace("▸", "").strip() for r in rows]
+    assert names == ["gateway: POST /checkout", "auth: POST /verify", "inventory: GET /stock",
+                     "payments: POST /charge", "database: SELECT payments"]
+    critical = page.locator(".row[data-critical=true] .label").all_inner_texts()
+    assert [c.replace("▾", "").strip() for c in critical] == [
+        "gateway: POST /checkout", "auth: POST /verify", "payments: POST /charge", "database: SELECT payments"]
+    bottleneck = page.locator("[data-bottleneck]")
+    assert bottleneck.get_attribute("data-bottleneck") == "database|SELECT payments"
+    assert "1.80s of 2.00s (90%)" in bottleneck.inner_text()
+    shot(page, "trace")
+
+    page.locator(".row", has_text="SELECT payments").locator(".label").click()
+    details = page.locator(".details")
+    assert "db.system" in details.inner_text() and "postgresql" in details.inner_text()
+    assert "self time" in details.inner_text()
+    shot(page, "trace-span-details")
+    page.keyboard.press("Escape")
+    assert page.locator(".details").count() == 0
+
+    # Keyboard: j moves the selection down the tree; Enter folds the selected span.
+    page.locator(".row .label").first.click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("Enter")
+    assert page.locator(".row").count() == 1
+    page.keyboard.press("Enter")
+    page.keyboard.press("j")
+    assert "auth: POST /verify" in page.locator(".row.selected").inner_text()
+
+    # Zoom from the minimap: drag over the second half of the trace.
+    box = page.locator(".minimap").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + 10)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.99, box["y"] + 10)
+    page.mouse.up()
+    first_tick = page.locator(".axis .tick").first.inner_text()
+    assert first_tick != "0ns"
+
+
+def test_errors_are_marked(ui, page):
+    server, _, ids = ui
+    open_trace(page, server, ids["login"])
+    assert page.locator(".row .err").count() == 1
+    assert page.locator(".bar.error").count() == 1
+    assert "1 errors" in page.locator(".trace-head").inner_text()
+
+
+def test_jump_box_takes_a_trace_id_or_a_traceparent(ui, page):
+    server, _, ids = ui
+    page.goto(f"{server.query_url}/search")
+    page.fill("#jump-input", f"00-{ids['fast']}-00f067aa0ba902b7-01")
+    page.press("#jump-input", "Enter")
+    page.wait_for_selector("#view[data-ready='true']")
+    assert page.url.endswith(f"/trace/{ids['fast']}")
+    page.fill("#jump-input", ids["slow"].upper())
+    page.press("#jump-input", "Enter")
+    page.wait_for_url(f"**/trace/{ids['slow']}")
+    # Back goes back: every view is a URL.
+    page.go_back()
+    page.wait_for_url(f"**/trace/{ids['fast']}")
+
+
+def test_dark_theme_and_unknown_trace(ui, page):
+    server, _, ids = ui
+    open_trace(page, server, ids["slow"])
+    page.keyboard.press("t")
+    assert page.evaluate("document.documentElement.dataset.theme") in ("dark", "light")
+    if page.evaluate("document.documentElement.dataset.theme") != "dark":
+        page.keyboard.press("t")
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(15, 18, 23)"
+    shot(page, "trace-dark")
+    page.keyboard.press("t")
+    page.goto(f"{server.query_url}/trace/{'ab' * 16}")
+    page.wait_for_selector(".notice")
+    assert "was not found" in page.locator(".notice").inner_text()
+    # The browser logs the API's 404 itself; that one is expected.
+    assert page.problems == ["console error: Failed to load resource: the server responded with a status of 404 (Not Found)"]
+    page.problems.clear()
+
+
+def test_large_trace_renders_virtualised(ui, page):
+    server, _, ids = ui
+    started = time.monotonic()
+    open_trace(page, server, ids["large"])
+    wall_ms = (time.monotonic() - started) * 1000
+    timeline = page.locator("[data-render-ms]")
+    assert timeline.get_attribute("data-span-count") == str(LARGE_TRACE_SPANS)
+    render_ms = float(timeline.get_attribute("data-render-ms"))
+    # A benchmark figure, not an assertion on time.
+    print(f"\n50,000-span trace: {render_ms:.0f} ms from navigation to drawn timeline in the page, "
+          f"{wall_ms:.0f} ms as the test saw it")
+    (ROOT / "target" / "ui-large-trace-render.txt").write_text(f"{render_ms:.0f} ms in page, {wall_ms:.0f} ms wall\n")
+    assert page.locator(".row").count() < 200, "rows outside the view must not be in the DOM"
+    page.locator(".rows").evaluate("el => { el.scrollTop = el.scrollHeight; el.dispatchEvent(new Event('scroll')); }")
+    page.wait_for_timeout(100)
+    assert page.locator(".row").count() < 200
+    last_row = page.locator(".row").evaluate_all("rows => Math.max(...rows.map(r => Number(r.dataset.row)))")
+    assert last_row == LARGE_TRACE_SPANS - 1
+    shot(page, "trace-50k-spans")
