@@ -28,6 +28,36 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/operations", get(operations))
         .route("/api/traces", get(search))
         .route("/api/traces/{trace_id}", get(trace))
+        .route("/api/dependencies", get(dependencies))
+}
+
+/// `endTs` and `lookback` in milliseconds (default: now, one day).
+async fn dependencies(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
+    let window = Params::parse(query.as_deref()).and_then(|p| {
+        let millis = |v: &str| params::unsigned(v).map(|ms| ms.saturating_mul(1_000_000));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let end = p.parsed(&["endTs"], millis)?.unwrap_or(now);
+        let lookback = p
+            .parsed(&["lookback"], millis)?
+            .unwrap_or(86_400_000_000_000);
+        Ok((end.saturating_sub(lookback), end))
+    });
+    let (start, end) = match window {
+        Ok(w) => w,
+        Err(e) => return V1::bad_request(e),
+    };
+    let graph = state
+        .run("dependencies", move |q| q.service_graph(start, end))
+        .await;
+    data(
+        graph
+            .edges
+            .iter()
+            .map(|e| json!({"parent": e.parent, "child": e.child, "callCount": e.calls}))
+            .collect(),
+    )
 }
 
 /// Errors in the `errors` list of the classic envelope.

@@ -1,6 +1,6 @@
 //! Osprey's own API for its web UI: a trace together with its analysis, in one answer.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -9,12 +9,109 @@ use serde_json::json;
 
 use osprey_model::otlp_json::encode_resource_spans;
 use osprey_query::analysis::{analyze, SelfTimeTotal};
+use osprey_query::Percentiles;
 
-use crate::params;
+use crate::params::{self, Params};
 use crate::{ApiState, ErrorForm};
 
 pub fn routes() -> Router<ApiState> {
-    Router::new().route("/api/osprey/traces/{trace_id}", get(trace))
+    Router::new()
+        .route("/api/osprey/traces/{trace_id}", get(trace))
+        .route("/api/osprey/service-graph", get(service_graph))
+        .route("/api/osprey/red", get(red))
+}
+
+/// The window of an aggregate: `start`/`end` in microseconds (the Jaeger UI's unit), or the `lookback`
+/// (a Go duration, default 1h) before `end` (default now).
+fn window(params: &Params) -> Result<(u64, u64), String> {
+    let micros = |v: &str| params::unsigned(v).map(|us| us.saturating_mul(1000));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let end = params.parsed(&["end"], micros)?.unwrap_or(now);
+    let start = match params.parsed(&["start"], micros)? {
+        Some(start) => start,
+        None => {
+            let lookback = params
+                .parsed(&["lookback"], params::go_duration)?
+                .unwrap_or(3_600_000_000_000);
+            end.saturating_sub(lookback)
+        }
+    };
+    if start >= end {
+        return Err("start must be before end".into());
+    }
+    Ok((start, end))
+}
+
+fn percentiles_json(p: &Percentiles) -> serde_json::Value {
+    json!({"p50Nanos": p.p50_ns, "p95Nanos": p.p95_ns, "p99Nanos": p.p99_ns})
+}
+
+fn merge(mut base: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
+    if let (Some(base), serde_json::Value::Object(extra)) = (base.as_object_mut(), extra) {
+        base.extend(extra);
+    }
+    base
+}
+
+/// `{"windowNanos", "nodes": [{name, spans, errors}], "edges": [{parent, child, calls, errors, p50Nanos, p95Nanos, p99Nanos}]}`.
+async fn service_graph(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
+    let (start, end) = match Params::parse(query.as_deref()).and_then(|p| window(&p)) {
+        Ok(w) => w,
+        Err(e) => return Native::bad_request(e),
+    };
+    let graph = state
+        .run("service-graph", move |q| q.service_graph(start, end))
+        .await;
+    Json(json!({
+        "windowNanos": end - start,
+        "nodes": graph.nodes.iter().map(|n| json!({"name": n.name, "spans": n.spans, "errors": n.errors})).collect::<Vec<_>>(),
+        "edges": graph.edges.iter().map(|e| merge(
+            json!({"parent": e.parent, "child": e.child, "calls": e.calls, "errors": e.errors}),
+            percentiles_json(&e.latency),
+        )).collect::<Vec<_>>(),
+    }))
+    .into_response()
+}
+
+/// `{"stepNanos", "series": [{startTimeUnixNano, requests, errors, p50Nanos, p95Nanos, p99Nanos}],
+/// "operations": [{name, requests, errors, p50Nanos, …}]}` for `service` (required), optionally one
+/// `operation`, with `step` a Go duration (default: the window in 60 steps).
+async fn red(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
+    let parsed = Params::parse(query.as_deref()).and_then(|p| {
+        let (start, end) = window(&p)?;
+        let service = p
+            .get(&["service"])
+            .ok_or("parameter 'service' is required")?
+            .to_string();
+        let operation = p.get(&["operation"]).map(str::to_string);
+        let step = p
+            .parsed(&["step"], params::go_duration)?
+            .unwrap_or(((end - start) / 60).max(1_000_000_000));
+        Ok((service, operation, start, end, step))
+    });
+    let (service, operation, start, end, step) = match parsed {
+        Ok(p) => p,
+        Err(e) => return Native::bad_request(e),
+    };
+    let red = state
+        .run("red", move |q| {
+            q.red(&service, operation.as_deref(), start, end, step)
+        })
+        .await;
+    Json(json!({
+        "stepNanos": red.step_ns,
+        "series": red.series.iter().map(|p| merge(
+            json!({"startTimeUnixNano": p.start_ns.to_string(), "requests": p.requests, "errors": p.errors}),
+            percentiles_json(&p.latency),
+        )).collect::<Vec<_>>(),
+        "operations": red.operations.iter().map(|o| merge(
+            json!({"name": o.name, "requests": o.requests, "errors": o.errors}),
+            percentiles_json(&o.latency),
+        )).collect::<Vec<_>>(),
+    }))
+    .into_response()
 }
 
 /// Errors as `{"error": "message"}`.

@@ -15,13 +15,41 @@ const INDEX: &str = include_str!("../ui/index.html");
 /// (file name under `/ui/`, content type, content)
 const ASSETS: &[(&str, &str, &str)] = &[
     ("app.css", "text/css", include_str!("../ui/app.css")),
-    ("js/app.js", "text/javascript", include_str!("../ui/js/app.js")),
-    ("js/api.js", "text/javascript", include_str!("../ui/js/api.js")),
-    ("js/format.js", "text/javascript", include_str!("../ui/js/format.js")),
-    ("js/charts.js", "text/javascript", include_str!("../ui/js/charts.js")),
-    ("js/search.js", "text/javascript", include_str!("../ui/js/search.js")),
-    ("js/trace.js", "text/javascript", include_str!("../ui/js/trace.js")),
-    ("js/timeline.js", "text/javascript", include_str!("../ui/js/timeline.js")),
+    (
+        "js/app.js",
+        "text/javascript",
+        include_str!("../ui/js/app.js"),
+    ),
+    (
+        "js/api.js",
+        "text/javascript",
+        include_str!("../ui/js/api.js"),
+    ),
+    (
+        "js/format.js",
+        "text/javascript",
+        include_str!("../ui/js/format.js"),
+    ),
+    (
+        "js/charts.js",
+        "text/javascript",
+        include_str!("../ui/js/charts.js"),
+    ),
+    (
+        "js/search.js",
+        "text/javascript",
+        include_str!("../ui/js/search.js"),
+    ),
+    (
+        "js/trace.js",
+        "text/javascript",
+        include_str!("../ui/js/trace.js"),
+    ),
+    (
+        "js/timeline.js",
+        "text/javascript",
+        include_str!("../ui/js/timeline.js"),
+    ),
 ];
 
 pub fn routes() -> Router<ApiState> {

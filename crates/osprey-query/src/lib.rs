@@ -2,6 +2,7 @@
 //!
 //! Every call here reads files; run it off the async executor (e.g. `spawn_blocking`).
 
+mod aggregate;
 pub mod analysis;
 mod assemble;
 mod search;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 
 use osprey_store::Store;
 
+pub use aggregate::{Edge, OperationTotals, Percentiles, Red, RedPoint, ServiceGraph, ServiceNode};
 pub use search::TraceQuery;
 pub use summary::{ServiceCount, TraceSummary};
 

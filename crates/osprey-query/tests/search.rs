@@ -159,3 +159,46 @@ async fn one_span_must_meet_every_condition() {
     assert_eq!(summaries[0].end_ns, 100_000_000);
     assert_eq!(query.services(), ["db", "gateway"]);
 }
+
+#[tokio::test]
+async fn service_graph_and_red_come_from_the_index() {
+    let mut call = span(1, 2, Some(1), "SELECT", 10, 80);
+    call.kind = 2;
+    call.status = Some(osprey_model::otlp::Status {
+        code: 2,
+        ..Default::default()
+    });
+    let mut root = span(1, 1, None, "GET /", 0, 100);
+    root.kind = 2;
+    let mut second = span(2, 3, None, "GET /", 1000, 5);
+    second.kind = 2;
+    let (_dir, query) = store_with(&[
+        batch("gateway", vec![root, second]),
+        batch("db", vec![call]),
+    ])
+    .await;
+    let graph = query.service_graph(0, u64::MAX);
+    assert_eq!(graph.nodes.len(), 2);
+    assert_eq!(graph.edges.len(), 1);
+    let edge = &graph.edges[0];
+    assert_eq!(
+        (edge.parent.as_str(), edge.child.as_str()),
+        ("gateway", "db")
+    );
+    assert_eq!(
+        (edge.calls, edge.errors, edge.latency.p50_ns),
+        (1, 1, 80_000_000)
+    );
+
+    let red = query.red("gateway", None, 0, 2_000_000_000, 500_000_000);
+    assert_eq!(red.series.len(), 4);
+    let requests: Vec<u64> = red.series.iter().map(|p| p.requests).collect();
+    assert_eq!(requests, [1, 0, 1, 0]);
+    assert_eq!(red.operations[0].name, "GET /");
+    assert_eq!(red.operations[0].requests, 2);
+    assert_eq!(red.operations[0].latency.p99_ns, 100_000_000);
+    assert_eq!(
+        query.red("db", None, 0, 2_000_000_000, 500_000_000).series[0].errors,
+        1
+    );
+}

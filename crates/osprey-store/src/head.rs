@@ -4,7 +4,7 @@
 //! name, kind, times, status) plus the WAL location of the record that carries each span. Bodies are
 //! read back from the log on demand.
 //!
-//! Memory is what limits how much the head can hold, so the layout is tight: span entries (40 bytes)
+//! Memory is what limits how much the head can hold, so the layout is tight: span entries (48 bytes)
 //! live in fixed-size chunks, never reallocated, and the spans of a trace are chained through them
 //! (`previous`) instead of each trace owning a `Vec`.
 
@@ -25,6 +25,10 @@ pub struct SpanEntry {
     pub record: u32,
     /// The span's position among all spans of its record, in resource → scope → span order.
     pub position: u32,
+    /// The low 32 bits of the span id and of the parent span id (0: none): enough to link parents and
+    /// children within one trace, for the service graph.
+    pub id_low: u32,
+    pub parent_low: u32,
     pub start_ns: u64,
     pub duration_ns: u64,
     pub service: u32,
@@ -73,6 +77,12 @@ impl SpanEntries {
     fn get(&self, index: u32) -> &SpanEntry {
         &self.chunks[(index >> CHUNK_BITS) as usize][index as usize & (CHUNK_LEN - 1)]
     }
+}
+
+fn low_bits(id: &[u8]) -> u32 {
+    id.get(id.len().saturating_sub(4)..)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u32::from_be_bytes)
 }
 
 /// Strings interned to small ids, so each span entry stays a few dozen bytes.
@@ -130,6 +140,8 @@ impl Head {
                         previous: NO_SPAN,
                         record,
                         position: this_position,
+                        id_low: low_bits(&span.span_id),
+                        parent_low: low_bits(&span.parent_span_id),
                         start_ns: span.start_time_unix_nano,
                         duration_ns: span
                             .end_time_unix_nano
