@@ -238,3 +238,49 @@ def test_large_trace_renders_virtualised(ui, page):
     last_row = page.locator(".row").evaluate_all("rows => Math.max(...rows.map(r => Number(r.dataset.row)))")
     assert last_row == LARGE_TRACE_SPANS - 1
     shot(page, "trace-50k-spans")
+
+
+def test_service_map_shows_calls_with_rates_errors_latency(ui, page):
+    server, _, _ = ui
+    page.goto(f"{server.query_url}/map?lookback=1h")
+    page.wait_for_selector("#view[data-ready='true']")
+    edges = set(page.locator("g.edge").evaluate_all("gs => gs.map(g => g.dataset.edge)"))
+    assert {"gateway>auth", "gateway>inventory", "gateway>payments", "payments>database"} <= edges
+    label = page.locator("g.edge[data-edge='payments>database']").text_content()
+    assert "/s" in label and "% err" in label and "p50 " in label
+    assert page.locator("g.node[data-service=database]").count() == 1
+    shot(page, "service-map")
+    page.locator("g.node[data-service=payments]").click()
+    page.wait_for_selector("#view[data-ready='true']")
+    assert "/services?service=payments" in page.url
+
+
+def test_services_page_charts_rate_errors_and_percentiles(ui, page):
+    server, _, _ = ui
+    page.goto(f"{server.query_url}/services?service=gateway&lookback=1h")
+    page.wait_for_selector("#view[data-ready='true']")
+    assert page.locator("svg.chart").count() == 3
+    assert page.locator("path[data-series=p99]").count() == 1
+    rows = page.locator("tr[data-operation]")
+    assert set(rows.evaluate_all("rs => rs.map(r => r.dataset.operation)")) == {"POST /checkout", "POST /login"}
+    login = page.locator("tr[data-operation='POST /login']").inner_text()
+    assert "100.0%" in login
+    shot(page, "services")
+
+
+def test_compare_two_traces(ui, page):
+    server, _, ids = ui
+    page.goto(f"{server.query_url}/search?service=gateway&operation=POST%20/checkout&lookback=1h")
+    page.wait_for_selector("tr.result")
+    for trace in (ids["fast"], ids["slow"]):
+        page.locator(f"tr.result[data-trace='{trace}'] input.pick").check()
+    page.click("text=Compare selected")
+    page.wait_for_selector("#view[data-ready='true']")
+    verdicts = dict(page.locator("tr[data-path]").evaluate_all("rs => rs.map(r => [r.dataset.path, r.dataset.verdict])"))
+    assert verdicts["gateway: POST /checkout > payments: POST /charge > database: SELECT payments"] in ("slower", "faster")
+    assert set(verdicts.values()) <= {"slower", "faster", "same"}
+    shot(page, "compare")
+    page.goto(f"{server.query_url}/compare?a={ids['slow']}&b={ids['login']}")
+    page.wait_for_selector("#view[data-ready='true']")
+    verdicts = set(page.locator("tr[data-path]").evaluate_all("rs => rs.map(r => r.dataset.verdict)"))
+    assert {"added", "missing"} <= verdicts

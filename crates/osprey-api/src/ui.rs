@@ -12,51 +12,43 @@ use crate::ApiState;
 
 const INDEX: &str = include_str!("../ui/index.html");
 
+/// A JavaScript module of the UI: (`js/<file>`, content type, content).
+macro_rules! js {
+    ($file:literal) => {
+        (
+            concat!("js/", $file),
+            "text/javascript",
+            include_str!(concat!("../ui/js/", $file)),
+        )
+    };
+}
+
 /// (file name under `/ui/`, content type, content)
 const ASSETS: &[(&str, &str, &str)] = &[
     ("app.css", "text/css", include_str!("../ui/app.css")),
-    (
-        "js/app.js",
-        "text/javascript",
-        include_str!("../ui/js/app.js"),
-    ),
-    (
-        "js/api.js",
-        "text/javascript",
-        include_str!("../ui/js/api.js"),
-    ),
-    (
-        "js/format.js",
-        "text/javascript",
-        include_str!("../ui/js/format.js"),
-    ),
-    (
-        "js/charts.js",
-        "text/javascript",
-        include_str!("../ui/js/charts.js"),
-    ),
-    (
-        "js/search.js",
-        "text/javascript",
-        include_str!("../ui/js/search.js"),
-    ),
-    (
-        "js/trace.js",
-        "text/javascript",
-        include_str!("../ui/js/trace.js"),
-    ),
-    (
-        "js/timeline.js",
-        "text/javascript",
-        include_str!("../ui/js/timeline.js"),
-    ),
+    js!("app.js"),
+    js!("api.js"),
+    js!("format.js"),
+    js!("charts.js"),
+    js!("search.js"),
+    js!("trace.js"),
+    js!("timeline.js"),
+    js!("map.js"),
+    js!("services.js"),
+    js!("compare.js"),
 ];
 
 pub fn routes() -> Router<ApiState> {
     let mut router = Router::new()
         .route("/", get(|| async { Redirect::temporary("/search") }))
         .route("/ui/{*file}", get(asset));
-    for page in ["/search", "/trace/{trace_id}"] {
+    for page in [
+        "/search",
+        "/trace/{trace_id}",
+        "/map",
+        "/services",
+        "/compare",
+    ] {
         router = router.route(page, get(index));
     }
     router

@@ -1,11 +1,17 @@
 // The UI shell: routing (every view is a URL), the trace-id jump box, theme, global keys.
 
+import { renderCompare } from './compare.js';
+import { renderMap } from './map.js';
 import { renderSearch } from './search.js';
+import { renderServices } from './services.js';
 import { renderTrace } from './trace.js';
 
 const ROUTES = [
   [/^\/search\/?$/, renderSearch],
   [/^\/trace\/([0-9a-fA-F]{1,32})\/?$/, renderTrace],
+  [/^\/map\/?$/, renderMap],
+  [/^\/services\/?$/, renderServices],
+  [/^\/compare\/?$/, renderCompare],
 ];
 
 const view = document.getElementById('view');

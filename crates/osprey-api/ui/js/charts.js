@@ -53,3 +53,35 @@ export function scatter(points, { xLabel, yLabel, width = 900, height = 180 }) {
   }
   return root;
 }
+
+/**
+ * A line chart over time: series [{name, color, points: [{x, y}]}]; x in ms since the epoch.
+ * yLabel formats the axis values.
+ */
+export function lineChart(series, { title, yLabel, width = 440, height = 170 }) {
+  const pad = { left: 58, right: 10, top: 22, bottom: 22 };
+  const all = series.flatMap((s) => s.points);
+  const xs = all.map((p) => p.x);
+  let [x0, x1] = [Math.min(...xs), Math.max(...xs)];
+  if (!(x1 > x0)) [x0, x1] = [x0 - 1, x0 + 1];
+  const y1 = Math.max(...all.map((p) => p.y), 0) * 1.1 || 1;
+  const sx = (x) => pad.left + ((x - x0) / (x1 - x0)) * (width - pad.left - pad.right);
+  const sy = (y) => height - pad.bottom - (y / y1) * (height - pad.top - pad.bottom);
+  const root = svg('svg', { viewBox: `0 0 ${width} ${height}`, class: 'chart', role: 'img', 'aria-label': title });
+  root.append(svg('text', { x: pad.left, y: 14, class: 'chart-title' }, title));
+  for (const t of ticks(0, y1, 3)) {
+    root.append(svg('line', { x1: pad.left, x2: width - pad.right, y1: sy(t), y2: sy(t) }));
+    root.append(svg('text', { x: pad.left - 6, y: sy(t) + 3, 'text-anchor': 'end' }, yLabel(t)));
+  }
+  for (const t of ticks(x0, x1, 4)) {
+    root.append(svg('text', { x: sx(t), y: height - 6, 'text-anchor': 'middle' },
+      new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', hour12: false })));
+  }
+  series.forEach((s, i) => {
+    const d = s.points.map((p, j) => `${j ? 'L' : 'M'}${sx(p.x).toFixed(1)},${sy(p.y).toFixed(1)}`).join('');
+    root.append(svg('path', { d, fill: 'none', stroke: s.color, 'stroke-width': 2, 'data-series': s.name }));
+    for (const p of s.points) root.append(svg('circle', { cx: sx(p.x), cy: sy(p.y), r: 2.5, fill: s.color }));
+    root.append(svg('text', { x: width - pad.right - 70 * (series.length - i), y: 14, fill: s.color }, s.name));
+  });
+  return root;
+}

@@ -153,7 +153,16 @@ async function search(results, params) {
     xLabel: clock,
     yLabel: (ns) => duration(ns),
   });
+  const compareButton = el('button', { type: 'button', disabled: true, onclick: () => {
+    const [a, b] = [...results.querySelectorAll('input.pick:checked')].map((c) => c.value);
+    navigate(`/compare?a=${a}&b=${b}`);
+  } }, 'Compare selected');
+  const picked = () => {
+    compareButton.disabled = results.querySelectorAll('input.pick:checked').length !== 2;
+  };
   const rows = summaries.map((s) => el('tr', { class: 'result', 'data-trace': s.traceId, onclick: () => open(s.traceId) },
+    el('td', {}, el('input', { type: 'checkbox', class: 'pick', value: s.traceId, 'aria-label': 'Pick for comparison',
+      onclick: (e) => e.stopPropagation(), onchange: picked })),
     el('td', {},
       el('a', { href: `/trace/${s.traceId}`, 'data-link': true }, `${s.rootServiceName}: ${s.rootOperationName}`),
       el('div', { class: 'mono muted' }, s.traceId.slice(0, 16))),
@@ -164,10 +173,10 @@ async function search(results, params) {
     el('td', { class: 'num' }, duration(s.durationNanos)),
     el('td', { class: 'num muted' }, time(s.minStartTimeUnixNano))));
   results.replaceChildren(
-    el('h1', {}, `${summaries.length} traces`),
+    el('div', { class: 'toolbar' }, el('h1', {}, `${summaries.length} traces`), compareButton),
     plot,
     el('table', {},
-      el('thead', {}, el('tr', {}, ['Trace', 'Services', 'Spans', 'Duration', 'Started'].map((h) => el('th', {}, h)))),
+      el('thead', {}, el('tr', {}, ['', 'Trace', 'Services', 'Spans', 'Duration', 'Started'].map((h) => el('th', {}, h)))),
       el('tbody', {}, rows)),
   );
 }
