@@ -44,7 +44,7 @@ def load_shop(osprey, base_ns):
 
 
 def load_large_trace(osprey, base_ns):
-    """A 50,000-span trace: a tree 4 levels deep over 20 services, sent in batches."""
+    """A 50,000-span trace: a deep random tree over 10 services, sent in batches of 5,000."""
     rng = random.Random(5)
     trace_id = new_trace_id()
     root = os.urandom(8)
@@ -62,7 +62,7 @@ def load_large_trace(osprey, base_ns):
             parents.append((child, child_start, child_length))
         made += 1
         if len(batch) == 5000:
-            send(osprey, f"service-{made % 20}", batch)
+            send(osprey, f"service-{made // 5000}", batch)
             batch = []
     if batch:
         send(osprey, "service-x", batch)

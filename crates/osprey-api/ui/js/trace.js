@@ -51,12 +51,16 @@ function shareRows(totals, total, label) {
 }
 
 function timePanel(analysis) {
-  const total = Math.max(analysis.durationNanos, 1);
+  // Shares are of the trace's duration while spans run (nearly) one after another; when they overlap a
+  // lot (concurrent calls each count their own time), of all self time instead.
+  const wall = Math.max(analysis.durationNanos, 1);
+  const selfTotal = analysis.byService.reduce((sum, t) => sum + t.selfNanos, 0);
+  const total = selfTotal > wall * 1.05 ? selfTotal : wall;
   const b = analysis.bottleneck;
   const sentence = b
     ? el('div', { class: 'bottleneck', 'data-bottleneck': `${b.service.service}|${b.operation.operation}` },
-      'Bottleneck: ', el('strong', {}, b.service.service), `: ${duration(b.service.selfNanos)} of ${duration(total)} `,
-      `(${((100 * b.service.selfNanos) / total).toFixed(0)}%), of which `,
+      'Bottleneck: ', el('strong', {}, b.service.service), `: ${duration(b.service.selfNanos)} of ${duration(wall)} `,
+      `(${((100 * b.service.selfNanos) / total).toFixed(0)}%${total > wall * 1.05 ? ' of all self time; spans overlap' : ''}), of which `,
       el('code', {}, b.operation.operation), ` ${duration(b.operation.selfNanos)}`)
     : el('div', { class: 'bottleneck muted' }, 'No spans.');
   return el('section', { class: 'time-panel', 'aria-label': 'Where the time went' },
