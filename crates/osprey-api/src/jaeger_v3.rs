@@ -5,9 +5,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use serde::Serialize;
 use serde_json::json;
 
-use osprey_model::otlp_json::encode_resource_spans;
+use osprey_model::otlp::ResourceSpans;
 use osprey_query::{TraceQuery, TraceSummary};
 
 use crate::params::{self, Params};
@@ -23,6 +24,25 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/v3/traces", get(search))
         .route("/api/v3/traces/{trace_id}", get(trace))
         .route("/api/v3/trace-summaries", get(summaries))
+}
+
+/// `{"result": {"resourceSpans": [...]}}`, serialised straight from the OTLP messages.
+fn otlp_result(spans: &[ResourceSpans]) -> Response {
+    #[derive(Serialize)]
+    struct Answer<'a> {
+        result: Body<'a>,
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Body<'a> {
+        resource_spans: &'a [ResourceSpans],
+    }
+    Json(Answer {
+        result: Body {
+            resource_spans: spans,
+        },
+    })
+    .into_response()
 }
 
 /// Errors as `{"error": {"httpCode", "message"}}`.
@@ -61,10 +81,7 @@ async fn trace(State(state): State<ApiState>, Path(trace_id): Path<String>) -> R
         Err(e) => return V3::bad_request(e),
     };
     match state.run("trace", move |q| q.trace(&id)).await {
-        Ok(Some(spans)) => {
-            Json(json!({"result": {"resourceSpans": encode_resource_spans(&spans)}}))
-                .into_response()
-        }
+        Ok(Some(spans)) => otlp_result(&spans),
         Ok(None) => V3::not_found("trace not found"),
         Err(e) => V3::internal(e),
     }
@@ -156,8 +173,7 @@ async fn search(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Res
         .await;
     match found {
         Ok(spans) if spans.is_empty() => V3::not_found("No traces found"),
-        Ok(spans) => Json(json!({"result": {"resourceSpans": encode_resource_spans(&spans)}}))
-            .into_response(),
+        Ok(spans) => otlp_result(&spans),
         Err(e) => V3::internal(e),
     }
 }

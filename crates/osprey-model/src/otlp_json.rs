@@ -1,22 +1,19 @@
 //! The OTLP/JSON encoding (hex ids, integer enums, 64-bit integers as strings or numbers, unknown fields
-//! ignored), on top of the serde support `opentelemetry-proto` generates.
+//! ignored), on top of the serde support `opentelemetry-proto` generates: its messages serialise to
+//! OTLP/JSON as they are, and requests decode with [`decode_request`].
 
-use crate::otlp::{ExportTraceServiceRequest, ResourceSpans};
+use crate::otlp::ExportTraceServiceRequest;
 
 /// Decodes an `ExportTraceServiceRequest` from OTLP/JSON; the error names the offending place.
 pub fn decode_request(body: &[u8]) -> Result<ExportTraceServiceRequest, String> {
     serde_json::from_slice(body).map_err(|e| format!("invalid OTLP/JSON: {e}"))
 }
 
-/// Encodes resource spans as an OTLP/JSON array (the `resourceSpans` / `batches` value of the query APIs).
-pub fn encode_resource_spans(spans: &[ResourceSpans]) -> serde_json::Value {
-    serde_json::to_value(spans).expect("OTLP messages always serialise to JSON")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::otlp::any_value::Value;
+    use crate::otlp::ResourceSpans;
 
     const REQUEST: &str = r#"{"resourceSpans":[{"resource":{"attributes":[
         {"key":"service.name","value":{"stringValue":"checkout"}}]},
@@ -52,7 +49,7 @@ mod tests {
     #[test]
     fn encodes_back_to_hex_ids_and_string_int64() {
         let request = decode_request(REQUEST.as_bytes()).unwrap();
-        let json = encode_resource_spans(&request.resource_spans);
+        let json = serde_json::to_value(&request.resource_spans).unwrap();
         let span = &json[0]["scopeSpans"][0]["spans"][0];
         assert_eq!(span["traceId"], "5b8efff798038103d269b633813fc60c");
         assert_eq!(span["startTimeUnixNano"], "1544712660000000000");
