@@ -16,7 +16,7 @@ pub enum BenchCommand {
     Ingest(ingest::IngestArgs),
     /// Write-ahead log appends (group commit, index insertion) in-process, from concurrent appenders.
     Wal(store::WalArgs),
-    /// Search, trace assembly and summaries over a store loaded with tracegen-shaped spans.
+    /// Search, trace assembly, summaries, service graph and RED over a store of tracegen-shaped spans.
     Query(store::QueryArgs),
 }
 

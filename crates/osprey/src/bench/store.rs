@@ -267,7 +267,21 @@ pub async fn query(args: QueryArgs) -> anyhow::Result<()> {
         let ids = query.search(&by_service)?;
         measure("summaries of 20 traces", seconds, |_| {
             Ok(query.summaries(&ids).len())
-        })
+        })?;
+        measure("service graph over every span", seconds, |_| {
+            Ok(query.service_graph(0, u64::MAX).edges.len())
+        })?;
+        let end = u64::MAX / 2;
+        measure(
+            "rate/errors/duration of service-3, 60 steps",
+            seconds,
+            |_| {
+                Ok(query
+                    .red("service-3", None, 0, end, end / 60)
+                    .operations
+                    .len())
+            },
+        )
     })
     .await?
 }
