@@ -72,7 +72,11 @@ function drawMap(graph) {
   }
   for (const n of graph.nodes) {
     const p = at.get(n.name);
-    root.append(svg('g', { class: 'node', 'data-service': n.name, tabindex: 0, onclick: () => navigate(`/services?service=${encodeURIComponent(n.name)}`) },
+    const open = () => navigate(`/services?service=${encodeURIComponent(n.name)}`);
+    root.append(svg('g', {
+      class: 'node', 'data-service': n.name, tabindex: 0, role: 'link', 'aria-label': `${n.name}: rate, errors and duration`,
+      onclick: open, onkeydown: (e) => e.key === 'Enter' && open(),
+    },
       svg('rect', { x: p.x, y: p.y, width: boxW, height: boxH, rx: 8, stroke: serviceColor(n.name) }),
       svg('text', { x: p.x + boxW / 2, y: p.y + 19, 'text-anchor': 'middle', class: 'node-name' }, n.name),
       svg('text', { x: p.x + boxW / 2, y: p.y + 35, 'text-anchor': 'middle' }, `${n.spans} spans${n.errors ? ` · ${n.errors} errors` : ''}`)));

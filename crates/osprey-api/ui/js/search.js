@@ -51,8 +51,20 @@ export function renderSearch(view, _match, params) {
   const tags = el('input', { name: 'tags', placeholder: 'http.response.status_code=500 error=true', value: toLogfmt(tagsFrom(params)) });
   const minDuration = el('input', { name: 'minDuration', placeholder: 'e.g. 1.5s', value: params.get('minDuration') || '' });
   const maxDuration = el('input', { name: 'maxDuration', placeholder: 'e.g. 100ms', value: params.get('maxDuration') || '' });
+  const custom = params.get('lookback') === 'custom' || (params.get('start') && params.get('end'));
   const lookback = el('select', { name: 'lookback', 'aria-label': 'Lookback' },
-    LOOKBACKS.map(([name]) => el('option', { value: name, selected: name === (params.get('lookback') || '1h') }, `Last ${name}`)));
+    LOOKBACKS.map(([name]) => el('option', { value: name, selected: !custom && name === (params.get('lookback') || '1h') }, `Last ${name}`)),
+    el('option', { value: 'custom', selected: custom }, 'Custom range'));
+  // datetime-local works in local time, as the Jaeger UI's custom range does; the URL keeps µs.
+  const local = (micros) => {
+    if (!micros) return '';
+    const d = new Date(Number(micros) / 1000);
+    return new Date(d.getTime() - d.getTimezoneOffset() * 60e3).toISOString().slice(0, 19);
+  };
+  const from = el('input', { name: 'start', type: 'datetime-local', step: 1, value: local(params.get('start')) });
+  const to = el('input', { name: 'end', type: 'datetime-local', step: 1, value: local(params.get('end')) });
+  const range = el('div', { class: 'pair', hidden: !custom }, el('label', {}, 'From', from), el('label', {}, 'To', to));
+  lookback.addEventListener('change', () => { range.hidden = lookback.value !== 'custom'; });
   const limit = el('input', { name: 'limit', type: 'number', min: 1, max: 1000, value: params.get('limit') || 20 });
   form.append(
     el('label', {}, 'Service', service),
@@ -60,6 +72,7 @@ export function renderSearch(view, _match, params) {
     el('label', {}, 'Tags (logfmt)', tags),
     el('div', { class: 'pair' }, el('label', {}, 'Min duration', minDuration), el('label', {}, 'Max duration', maxDuration)),
     el('div', { class: 'pair' }, el('label', {}, 'Lookback', lookback), el('label', {}, 'Limit', limit)),
+    range,
     el('button', { class: 'primary', type: 'submit' }, 'Find traces'),
   );
   const results = el('section', { class: 'results', 'aria-live': 'polite' });
@@ -89,6 +102,15 @@ export function renderSearch(view, _match, params) {
     if (minDuration.value) query.set('minDuration', minDuration.value.trim());
     if (maxDuration.value) query.set('maxDuration', maxDuration.value.trim());
     query.set('lookback', lookback.value);
+    if (lookback.value === 'custom') {
+      if (!from.value || !to.value || new Date(from.value) >= new Date(to.value)) {
+        to.setCustomValidity('Choose a start before the end');
+        return to.reportValidity();
+      }
+      to.setCustomValidity('');
+      query.set('start', String(new Date(from.value).getTime() * 1000));
+      query.set('end', String(new Date(to.value).getTime() * 1000));
+    }
     query.set('limit', limit.value || '20');
     navigate(`/search?${query}`);
   });
