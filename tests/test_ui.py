@@ -104,6 +104,12 @@ def shot(page, name):
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
+def open_search_form(page, server, service):
+    page.goto(f"{server.query_url}/search")
+    page.wait_for_selector(f"select[name=service] option[value={service}]", state="attached")
+    page.select_option("select[name=service]", service)
+
+
 def open_trace(page, server, trace_id):
     page.goto(f"{server.query_url}/trace/{trace_id}")
     page.wait_for_selector("#view[data-ready='true']", timeout=60_000)
@@ -111,9 +117,7 @@ def open_trace(page, server, trace_id):
 
 def test_search_finds_the_slow_checkout(ui, page):
     server, _, ids = ui
-    page.goto(f"{server.query_url}/search")
-    page.wait_for_selector("select[name=service] option[value=gateway]", state="attached")
-    page.select_option("select[name=service]", "gateway")
+    open_search_form(page, server, "gateway")
     page.fill("input[name=minDuration]", "1s")
     page.click("button[type=submit]")
     page.wait_for_selector("tr.result")
@@ -288,9 +292,7 @@ def test_compare_two_traces(ui, page):
 
 def test_custom_time_range(ui, page):
     server, _, ids = ui
-    page.goto(f"{server.query_url}/search")
-    page.wait_for_selector("select[name=service] option[value=gateway]", state="attached")
-    page.select_option("select[name=service]", "gateway")
+    open_search_form(page, server, "gateway")
     page.select_option("select[name=lookback]", "custom")
     # The shop's traces started two minutes ago; a range that ended ten minutes ago finds none...
     to_local = "new Date(Date.now() - 600e3 - new Date().getTimezoneOffset() * 60e3).toISOString().slice(0, 19)"

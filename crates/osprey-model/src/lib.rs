@@ -5,6 +5,8 @@
 //! the OTLP/JSON encoding, and conversions to the shapes other tracing APIs (Jaeger) expect.
 
 pub mod attributes;
+#[cfg(feature = "fixtures")]
+pub mod fixtures;
 pub mod ids;
 pub mod jaeger;
 pub mod otlp_json;

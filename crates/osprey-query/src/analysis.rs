@@ -258,7 +258,8 @@ fn critical_path(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use osprey_model::otlp::{any_value::Value, AnyValue, KeyValue, Resource, ScopeSpans, Span};
+    use osprey_model::fixtures::{self, service_spans as service};
+    use osprey_model::otlp::Span;
 
     #[test]
     fn children_are_subtracted_once_and_clipped() {
@@ -272,35 +273,7 @@ mod tests {
     }
 
     fn span(id: u8, parent: Option<u8>, name: &str, start: u64, end: u64) -> Span {
-        Span {
-            trace_id: vec![1; 16],
-            span_id: vec![id; 8],
-            parent_span_id: parent.map(|p| vec![p; 8]).unwrap_or_default(),
-            name: name.into(),
-            start_time_unix_nano: start,
-            end_time_unix_nano: end,
-            ..Default::default()
-        }
-    }
-
-    fn service(name: &str, spans: Vec<Span>) -> ResourceSpans {
-        ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![KeyValue {
-                    key: "service.name".into(),
-                    value: Some(AnyValue {
-                        value: Some(Value::StringValue(name.into())),
-                    }),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }
+        fixtures::span(1, id, parent, name, start, end)
     }
 
     #[test]

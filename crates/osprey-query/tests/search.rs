@@ -3,51 +3,25 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use osprey_model::otlp::{
-    any_value::Value, AnyValue, ExportTraceServiceRequest, KeyValue, Resource, ResourceSpans,
-    ScopeSpans, Span,
-};
+use osprey_model::fixtures::{self, request, string_attribute};
+use osprey_model::otlp::{ExportTraceServiceRequest, Span};
 use osprey_model::TraceId;
 use osprey_query::{Query, TraceQuery};
 use osprey_store::{Store, WalOptions};
 use prost::Message;
 
-fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(Value::StringValue(value.into())),
-        }),
-        ..Default::default()
-    }
-}
-
+/// A span with an attribute naming it, times in milliseconds.
 fn span(trace: u8, id: u8, parent: Option<u8>, name: &str, start_ms: u64, ms: u64) -> Span {
     Span {
-        trace_id: vec![trace; 16],
-        span_id: vec![id; 8],
-        parent_span_id: parent.map(|p| vec![p; 8]).unwrap_or_default(),
-        name: name.into(),
-        start_time_unix_nano: start_ms * 1_000_000,
-        end_time_unix_nano: (start_ms + ms) * 1_000_000,
-        attributes: vec![kv("span.n", &id.to_string())],
-        ..Default::default()
-    }
-}
-
-fn batch(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![kv("service.name", service)],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
+        attributes: vec![string_attribute("span.n", &id.to_string())],
+        ..fixtures::span(
+            trace,
+            id,
+            parent,
+            name,
+            start_ms * 1_000_000,
+            (start_ms + ms) * 1_000_000,
+        )
     }
 }
 
@@ -65,14 +39,14 @@ async fn store_with(batches: &[ExportTraceServiceRequest]) -> (tempfile::TempDir
 
 #[tokio::test]
 async fn assembles_a_trace_from_several_records_without_duplicates() {
-    let gateway = batch(
+    let gateway = request(
         "gateway",
         vec![
             span(1, 1, None, "GET /", 0, 100),
             span(2, 9, None, "other", 0, 5),
         ],
     );
-    let db = batch("db", vec![span(1, 2, Some(1), "SELECT", 10, 80)]);
+    let db = request("db", vec![span(1, 2, Some(1), "SELECT", 10, 80)]);
     // The gateway batch arrives twice, as after a client retry.
     let (_dir, query) = store_with(&[gateway.clone(), db, gateway]).await;
     let trace = query.trace(&TraceId([1; 16])).unwrap().unwrap();
@@ -90,9 +64,9 @@ async fn assembles_a_trace_from_several_records_without_duplicates() {
 #[tokio::test]
 async fn one_span_must_meet_every_condition() {
     let (_dir, query) = store_with(&[
-        batch("gateway", vec![span(1, 1, None, "GET /", 0, 100)]),
-        batch("db", vec![span(1, 2, Some(1), "SELECT", 10, 80)]),
-        batch("gateway", vec![span(2, 3, None, "GET /", 1000, 5)]),
+        request("gateway", vec![span(1, 1, None, "GET /", 0, 100)]),
+        request("db", vec![span(1, 2, Some(1), "SELECT", 10, 80)]),
+        request("gateway", vec![span(2, 3, None, "GET /", 1000, 5)]),
     ])
     .await;
     let search = |q: TraceQuery| {
@@ -173,8 +147,8 @@ async fn service_graph_and_red_come_from_the_index() {
     let mut second = span(2, 3, None, "GET /", 1000, 5);
     second.kind = 2;
     let (_dir, query) = store_with(&[
-        batch("gateway", vec![root, second]),
-        batch("db", vec![call]),
+        request("gateway", vec![root, second]),
+        request("db", vec![call]),
     ])
     .await;
     let graph = query.service_graph(0, u64::MAX);

@@ -135,10 +135,8 @@ fn duration_text(nanos: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use osprey_model::otlp::{
-        any_value::Value, status::StatusCode, AnyValue, KeyValue, Resource, ScopeSpans, Span,
-        Status,
-    };
+    use osprey_model::fixtures::{self, service_spans as resource};
+    use osprey_model::otlp::{status::StatusCode, Span, Status};
 
     fn span(
         id: u8,
@@ -149,37 +147,18 @@ mod tests {
         error: bool,
     ) -> Span {
         Span {
-            trace_id: vec![9; 16],
-            span_id: vec![id; 8],
-            parent_span_id: parent.map(|p| vec![p; 8]).unwrap_or_default(),
-            name: name.into(),
-            start_time_unix_nano: start_ms * 1_000_000,
-            end_time_unix_nano: end_ms * 1_000_000,
             status: error.then(|| Status {
                 code: StatusCode::Error as i32,
                 message: "boom".into(),
             }),
-            ..Default::default()
-        }
-    }
-
-    fn resource(service: &str, spans: Vec<Span>) -> ResourceSpans {
-        ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![KeyValue {
-                    key: "service.name".into(),
-                    value: Some(AnyValue {
-                        value: Some(Value::StringValue(service.into())),
-                    }),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
+            ..fixtures::span(
+                9,
+                id,
+                parent,
+                name,
+                start_ms * 1_000_000,
+                end_ms * 1_000_000,
+            )
         }
     }
 

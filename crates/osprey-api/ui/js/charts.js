@@ -2,7 +2,8 @@
 
 const SVG = 'http://www.w3.org/2000/svg';
 
-function svg(tag, attrs = {}, ...children) {
+/** Builds an SVG element, as el() builds HTML ones. */
+export function svg(tag, attrs = {}, ...children) {
   const node = document.createElementNS(SVG, tag);
   for (const [key, value] of Object.entries(attrs)) {
     if (key.startsWith('on')) node.addEventListener(key.slice(2), value);

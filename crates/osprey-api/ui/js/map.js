@@ -3,20 +3,10 @@
 
 import { getJSON } from './api.js';
 import { navigate } from './app.js';
+import { svg } from './charts.js';
 import { duration, el, serviceColor } from './format.js';
 
-const SVG = 'http://www.w3.org/2000/svg';
 const LOOKBACKS = ['15m', '1h', '6h', '24h', '7d'];
-
-function svg(tag, attrs = {}, ...children) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v);
-  }
-  node.append(...children);
-  return node;
-}
 
 /** Columns by call depth: a service sits one column right of its deepest caller. */
 export function layers(nodes, edges) {
