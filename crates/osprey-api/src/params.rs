@@ -84,7 +84,8 @@ pub fn unsigned(text: &str) -> Result<u64, String> {
         .map_err(|_| format!("{text:?} is not a non-negative integer"))
 }
 
-/// A Go `time.Duration` string (`1.5s`, `300ms`, `2h45m`, `10us`) in nanoseconds.
+/// A Go `time.Duration` string (`1.5s`, `300ms`, `2h45m`, `10us`) in nanoseconds; also `d` for days,
+/// as the Jaeger UI's lookbacks (`2d`, `7d`) use it.
 pub fn go_duration(text: &str) -> Result<u64, String> {
     let bad = || format!("{text:?} is not a duration like 300ms, 1.5s or 2m");
     if text == "0" {
@@ -108,6 +109,7 @@ pub fn go_duration(text: &str) -> Result<u64, String> {
             "s" => 1e9,
             "m" => 60e9,
             "h" => 3600e9,
+            "d" => 86400e9,
             _ => return Err(bad()),
         };
         total += number * scale;
@@ -134,6 +136,7 @@ mod tests {
         assert_eq!(go_duration("300ms"), Ok(300_000_000));
         assert_eq!(go_duration("10us"), Ok(10_000));
         assert_eq!(go_duration("10µs"), Ok(10_000));
+        assert_eq!(go_duration("7d"), Ok(7 * 86_400_000_000_000));
         assert!(go_duration("10").is_err());
         assert!(go_duration("fast").is_err());
     }

@@ -8,4 +8,4 @@ mod pipeline;
 mod validate;
 
 pub use metrics::IngestMetrics;
-pub use pipeline::{Exported, Format, IngestError, Ingester, Limits};
+pub use pipeline::{Exported, Format, IngestError, Ingester, Limits, Reservation};

@@ -16,7 +16,7 @@ use prost::Message;
 
 use osprey_model::otlp::ExportTraceServiceResponse;
 
-use crate::pipeline::{too_large, Exported, Format, IngestError, Ingester};
+use crate::pipeline::{Exported, Format, IngestError, Ingester};
 
 /// Seconds a throttled client is asked to wait.
 const RETRY_AFTER_SECONDS: &str = "1";
@@ -38,6 +38,15 @@ async fn export(State(ingester): State<Arc<Ingester>>, headers: HeaderMap, body:
             return error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, &error, Format::Json);
         }
     };
+    // Reserve in-flight budget before the body is read, when its size is declared.
+    let reservation = match declared_length(&headers).map(|length| ingester.reserve(length)) {
+        Some(Ok(reservation)) => Some(reservation),
+        Some(Err(error)) => {
+            ingester.count_refused(&error);
+            return ingest_error_response(&error, format);
+        }
+        None => None,
+    };
     let body = match read_body(&ingester, &headers, body).await {
         Ok(body) => body,
         Err(error) => {
@@ -45,7 +54,15 @@ async fn export(State(ingester): State<Arc<Ingester>>, headers: HeaderMap, body:
             return ingest_error_response(&error, format);
         }
     };
-    match ingester.export(body, format, "http").await {
+    let result = match reservation {
+        Some(reservation) => {
+            ingester
+                .export_reserved(reservation, body, format, "http")
+                .await
+        }
+        None => ingester.export(body, format, "http").await,
+    };
+    match result {
         Ok(exported) => success_response(exported, format),
         Err(error) => ingest_error_response(&error, format),
     }
@@ -66,6 +83,13 @@ fn request_format(headers: &HeaderMap) -> Result<Format, String> {
     }
 }
 
+fn declared_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+}
+
 /// Reads the body under the size limit, then undoes `Content-Encoding: gzip` under the same limit.
 async fn read_body(
     ingester: &Ingester,
@@ -73,13 +97,6 @@ async fn read_body(
     body: Body,
 ) -> Result<Bytes, IngestError> {
     let limit = ingester.limits().max_request_bytes;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if let Some(length) = declared.filter(|l| *l > limit) {
-        return Err(too_large(length, limit));
-    }
     let raw = Limited::new(body, limit)
         .collect()
         .await

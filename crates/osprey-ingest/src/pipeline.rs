@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use prost::Message;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use osprey_model::otlp::{ExportTracePartialSuccess, ExportTraceServiceRequest};
 use osprey_model::otlp_json;
@@ -38,6 +38,11 @@ impl Default for Limits {
             max_inflight_bytes: 256 << 20,
         }
     }
+}
+
+/// In-flight budget held by one request (see [`Ingester::reserve`]).
+pub struct Reservation {
+    _permit: OwnedSemaphorePermit,
 }
 
 /// The outcome of an export that was (at least partly) accepted.
@@ -133,15 +138,53 @@ impl Ingester {
         format: Format,
         protocol: &'static str,
     ) -> Result<Exported, IngestError> {
-        let result = self.export_inner(body, format, protocol).await;
+        let result = match self.reserve(body.len()) {
+            Ok(reservation) => self.export_inner(reservation, body, format, protocol).await,
+            Err(e) => Err(e),
+        };
         if let Err(e) = &result {
             self.count_refused(e);
         }
         result
     }
 
+    /// Like [`Ingester::export`] with in-flight budget reserved beforehand (see [`Ingester::reserve`]),
+    /// as OTLP/HTTP does from `Content-Length` before it reads the body.
+    pub async fn export_reserved(
+        &self,
+        reservation: Reservation,
+        body: Bytes,
+        format: Format,
+        protocol: &'static str,
+    ) -> Result<Exported, IngestError> {
+        let result = self.export_inner(reservation, body, format, protocol).await;
+        if let Err(e) = &result {
+            self.count_refused(e);
+        }
+        result
+    }
+
+    /// Reserves in-flight budget for a request of `bytes`, or refuses at once (throttling) when the
+    /// budget is spent. The reservation is held until the request's spans are stored or refused.
+    pub fn reserve(&self, bytes: usize) -> Result<Reservation, IngestError> {
+        if bytes > self.limits.max_request_bytes {
+            return Err(too_large(bytes, self.limits.max_request_bytes));
+        }
+        let cost = bytes.clamp(1, self.limits.max_inflight_bytes) as u32;
+        self.inflight
+            .clone()
+            .try_acquire_many_owned(cost)
+            .map(|permit| Reservation { _permit: permit })
+            .map_err(|_| {
+                IngestError::Throttled(
+                    "ingest is at its in-flight memory limit; retry after a pause".to_string(),
+                )
+            })
+    }
+
     async fn export_inner(
         &self,
+        reservation: Reservation,
         body: Bytes,
         format: Format,
         protocol: &'static str,
@@ -149,12 +192,6 @@ impl Ingester {
         if body.len() > self.limits.max_request_bytes {
             return Err(too_large(body.len(), self.limits.max_request_bytes));
         }
-        let cost = body.len().clamp(1, self.limits.max_inflight_bytes) as u32;
-        let _permit = self.inflight.try_acquire_many(cost).map_err(|_| {
-            IngestError::Throttled(
-                "ingest is at its in-flight memory limit; retry after a pause".to_string(),
-            )
-        })?;
 
         let (request, rejected, payload) = if body.len() > DECODE_INLINE_MAX {
             tokio::task::spawn_blocking(move || decode(body, format))
@@ -175,15 +212,23 @@ impl Ingester {
                 .inc_by(rejected.spans);
         }
         if accepted > 0 {
-            self.store
-                .append(&request, payload)
+            // Stored in a task of its own: once the log has the record, the index must get it too,
+            // even if the client gives up and this future is dropped mid-way.
+            let store = self.store.clone();
+            let stored = tokio::spawn(async move {
+                let result = store.append(&request, payload).await;
+                drop(reservation);
+                result
+            });
+            stored
                 .await
+                .map_err(|e| IngestError::Unavailable(format!("storing task failed: {e}")))?
                 .map_err(|e| match e {
                     AppendError::Full => IngestError::Throttled(
                         "the write-ahead log is behind; retry after a pause".to_string(),
                     ),
                     AppendError::TooLarge(n) => too_large(n, self.limits.max_request_bytes),
-                    AppendError::Io(_) | AppendError::Closed => {
+                    AppendError::Io(_) | AppendError::Closed | AppendError::Empty => {
                         IngestError::Unavailable(format!("spans could not be stored: {e}"))
                     }
                 })?;
@@ -207,7 +252,7 @@ impl Ingester {
     }
 }
 
-pub(crate) fn too_large(size: usize, limit: usize) -> IngestError {
+fn too_large(size: usize, limit: usize) -> IngestError {
     IngestError::TooLarge(format!(
         "request of {size} bytes exceeds the limit of {limit} bytes"
     ))

@@ -92,17 +92,17 @@ const CONSUMER: u8 = 5;
 impl Query {
     /// Calls `f` for every indexed trace overlapping `[start_ns, end_ns]`, a chunk per hold of the lock.
     fn each_trace(&self, start_ns: u64, end_ns: u64, mut f: impl FnMut(&Head, &TraceEntry)) {
-        let mut skip = 0;
+        let mut before = usize::MAX;
         loop {
             let head = self.store.head();
             let mut scanned = 0;
-            for trace in head.traces_newest_first(skip).take(CHUNK) {
+            for trace in head.traces_newest_first(before).take(CHUNK) {
                 scanned += 1;
                 if trace.end_ns >= start_ns && trace.start_ns <= end_ns {
                     f(&head, trace);
                 }
             }
-            skip += scanned;
+            before = before.min(head.trace_count()) - scanned;
             if scanned < CHUNK {
                 return;
             }

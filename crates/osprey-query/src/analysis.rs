@@ -116,12 +116,13 @@ pub fn analyze(resource_spans: &[ResourceSpans]) -> TraceAnalysis {
         .enumerate()
         .map(|(i, s)| (s.span_id.as_slice(), i))
         .collect();
-    let parents: Vec<Option<usize>> = parent_ids
+    let mut parents: Vec<Option<usize>> = parent_ids
         .iter()
         .enumerate()
         .map(|(i, parent_id)| index.get(parent_id).copied().filter(|p| *p != i))
         .collect();
     drop(index);
+    break_cycles(&mut parents);
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
     for (i, parent) in parents.into_iter().enumerate() {
         if let Some(p) = parent {
@@ -164,6 +165,38 @@ pub fn analyze(resource_spans: &[ResourceSpans]) -> TraceAnalysis {
         critical_path,
         by_service,
         by_operation,
+    }
+}
+
+/// Cuts parent loops (a → b → a), which only malformed data has: where a walk up the parents meets
+/// itself, that span loses its parent and becomes a root.
+fn break_cycles(parents: &mut [Option<usize>]) {
+    const NEW: u8 = 0;
+    const ON_WALK: u8 = 1;
+    const DONE: u8 = 2;
+    let mut state = vec![NEW; parents.len()];
+    let mut walk = Vec::new();
+    for start in 0..parents.len() {
+        let mut at = start;
+        loop {
+            match state[at] {
+                DONE => break,
+                ON_WALK => {
+                    parents[at] = None;
+                    break;
+                }
+                _ => {}
+            }
+            state[at] = ON_WALK;
+            walk.push(at);
+            match parents[at] {
+                Some(parent) => at = parent,
+                None => break,
+            }
+        }
+        for i in walk.drain(..) {
+            state[i] = DONE;
+        }
     }
 }
 
@@ -338,6 +371,26 @@ mod tests {
                 ("auth", 30)
             ]
         );
+    }
+
+    #[test]
+    fn parent_loops_are_cut() {
+        let trace = vec![service(
+            "a",
+            vec![
+                span(1, Some(2), "x", 0, 10),
+                span(2, Some(1), "y", 2, 8),
+                span(3, Some(2), "z", 3, 4),
+            ],
+        )];
+        let analysis = analyze(&trace);
+        assert_eq!(analysis.roots.len(), 1);
+        let covered: u64 = analysis
+            .critical_path
+            .iter()
+            .map(|s| s.end_ns - s.start_ns)
+            .sum();
+        assert!(covered > 0);
     }
 
     #[test]

@@ -42,7 +42,7 @@ impl Query {
     pub fn search(&self, query: &TraceQuery) -> io::Result<Vec<TraceId>> {
         let mut found = Vec::new();
         let mut records: HashMap<RecordLocation, ExportTraceServiceRequest> = HashMap::new();
-        let mut skip = 0;
+        let mut before = usize::MAX;
         while found.len() < query.limit {
             let (candidates, exhausted) = {
                 let head = self.store.head();
@@ -51,7 +51,7 @@ impl Query {
                 };
                 let mut candidates = Vec::new();
                 let mut scanned = 0;
-                for trace in head.traces_newest_first(skip).take(CHUNK) {
+                for trace in head.traces_newest_first(before).take(CHUNK) {
                     scanned += 1;
                     if !filter.overlaps(trace.start_ns, trace.end_ns) {
                         continue;
@@ -72,7 +72,7 @@ impl Query {
                         break;
                     }
                 }
-                skip += scanned;
+                before = before.min(head.trace_count()) - scanned;
                 (candidates, scanned < CHUNK)
             };
             for candidate in candidates {

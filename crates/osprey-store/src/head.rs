@@ -182,9 +182,11 @@ impl Head {
         self.by_id.get(id).map(|i| &self.traces[*i as usize])
     }
 
-    /// Traces by the order their first span arrived, newest first, starting `skip` traces from the newest.
-    pub fn traces_newest_first(&self, skip: usize) -> impl Iterator<Item = &TraceEntry> {
-        self.traces.iter().rev().skip(skip)
+    /// Traces by the order their first span arrived, newest first, from just before position `before`
+    /// (`trace_count()` to start from the newest). Positions never change, so a scan that releases the
+    /// lock between chunks resumes exactly where it stopped, whatever arrived meanwhile.
+    pub fn traces_newest_first(&self, before: usize) -> impl Iterator<Item = &TraceEntry> {
+        self.traces[..before.min(self.traces.len())].iter().rev()
     }
 
     /// The spans of a trace, newest first.

@@ -132,6 +132,7 @@ export class Timeline {
 
   /** Moves the selection by `delta` visible rows. */
   step(delta) {
+    if (!this.order.length) return;
     const row = this.selected === null ? -1 : this.position.get(this.selected) ?? -1;
     const next = Math.min(Math.max(row + delta, 0), this.order.length - 1);
     this.select(this.order[next]);

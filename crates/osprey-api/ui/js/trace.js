@@ -19,7 +19,9 @@ export function buildModel(answer) {
     scope,
     name: span.name,
     start: Number(BigInt(span.startTimeUnixNano) - traceStart),
-    end: Number(BigInt(span.endTimeUnixNano) - traceStart),
+    // A span that ends before it starts (unfinished, clock skew) is shown as an instant, as the
+    // server's analysis treats it.
+    end: Math.max(Number(BigInt(span.endTimeUnixNano) - traceStart), Number(BigInt(span.startTimeUnixNano) - traceStart)),
     error: span.status?.code === 2,
     self: analysis.selfNanos[i],
     parent: analysis.parents[i],

@@ -69,6 +69,8 @@ pub enum AppendError {
     Full,
     #[error("record of {0} bytes exceeds the write-ahead log's record limit")]
     TooLarge(usize),
+    #[error("an empty record cannot be told from a zero-filled tail, so none is written")]
+    Empty,
     #[error("write-ahead log I/O error: {0}")]
     Io(String),
     #[error("the write-ahead log is closed")]
@@ -115,6 +117,9 @@ impl Wal {
     pub async fn append(&self, payload: Bytes) -> Result<RecordLocation, AppendError> {
         if payload.len() > record::MAX_PAYLOAD {
             return Err(AppendError::TooLarge(payload.len()));
+        }
+        if payload.is_empty() {
+            return Err(AppendError::Empty);
         }
         let (ack, acked) = oneshot::channel();
         match self.queue.try_send(Pending { payload, ack }) {

@@ -54,6 +54,11 @@ pub fn read_next(reader: &mut impl Read) -> io::Result<Next> {
     if len > MAX_PAYLOAD {
         return Ok(Next::Damaged("record length out of range"));
     }
+    // Nothing writes empty records; a zero header is what a file extended but never written (a crash
+    // before its data reached the disk) reads as, and its checksum would pass.
+    if len == 0 {
+        return Ok(Next::Damaged("empty record (zero-filled tail)"));
+    }
     let mut payload = vec![0u8; len];
     if read_full(reader, &mut payload)? < len {
         return Ok(Next::Damaged("torn record payload"));
@@ -79,15 +84,24 @@ mod tests {
 
     #[test]
     fn reads_back_records_then_end() {
-        let bytes = encoded(&[b"one", b"", b"three"]);
+        let bytes = encoded(&[b"one", b"two", b"three"]);
         let mut reader = &bytes[..];
-        for expected in [&b"one"[..], b"", b"three"] {
+        for expected in [&b"one"[..], b"two", b"three"] {
             match read_next(&mut reader).unwrap() {
                 Next::Record(p) => assert_eq!(p, expected),
                 other => panic!("{other:?}"),
             }
         }
         assert!(matches!(read_next(&mut reader).unwrap(), Next::End));
+    }
+
+    #[test]
+    fn a_zero_filled_tail_is_damage() {
+        let mut bytes = encoded(&[b"one"]);
+        bytes.extend_from_slice(&[0; 64]);
+        let mut reader = &bytes[..];
+        assert!(matches!(read_next(&mut reader).unwrap(), Next::Record(_)));
+        assert!(matches!(read_next(&mut reader).unwrap(), Next::Damaged(_)));
     }
 
     #[test]
