@@ -10,6 +10,8 @@
 //! services. Normal checkouts take about 200 ms; with `--slow-db-share`, payments' balance query takes a
 //! row lock (`SELECT … FOR UPDATE`) and waits for it in the database: about 1.8 s of a 2 s checkout.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -89,7 +91,8 @@ pub struct ShopArgs {
 
 #[derive(Args, Clone, Debug, Default)]
 pub struct Faults {
-    /// Payments: share of charges whose balance query takes a row lock and waits for it (0–1).
+    /// Payments: share of charges whose balance query takes a row lock and waits for it (0–1; exact:
+    /// 0.25 is every 4th charge).
     #[arg(long, env = "DEMO_SLOW_DB_SHARE", default_value_t = 0.0)]
     pub slow_db_share: f64,
     /// Database: how long a locking query waits for its lock, in milliseconds.
@@ -109,6 +112,30 @@ pub struct Faults {
 #[derive(Clone)]
 struct Shop {
     args: ShopArgs,
+    slow_inventory: Arc<Share>,
+    slow_db: Arc<Share>,
+    payment_errors: Arc<Share>,
+}
+
+/// A fault that hits an exact share of requests, spread evenly (share 0.25: the 4th, 8th, 12th…), so a
+/// run of N requests always has the same number of faults.
+struct Share {
+    share: f64,
+    seen: AtomicU64,
+}
+
+impl Share {
+    fn new(share: f64) -> Arc<Share> {
+        Arc::new(Share {
+            share: share.clamp(0.0, 1.0),
+            seen: AtomicU64::new(0),
+        })
+    }
+
+    fn hit(&self) -> bool {
+        let n = self.seen.fetch_add(1, Ordering::Relaxed) as f64;
+        ((n + 1.0) * self.share).floor() > (n * self.share).floor()
+    }
 }
 
 impl Shop {
@@ -130,7 +157,12 @@ impl Shop {
 
 /// The routes of one service (the tracing middleware is added by the caller).
 pub fn router(service: Service, args: ShopArgs) -> Router {
-    let shop = Shop { args };
+    let shop = Shop {
+        slow_inventory: Share::new(args.faults.slow_inventory_share),
+        slow_db: Share::new(args.faults.slow_db_share),
+        payment_errors: Share::new(args.faults.payment_error_share),
+        args,
+    };
     let router = match service {
         Service::Gateway => Router::new().route("/checkout", post(checkout)),
         Service::Auth => Router::new().route("/verify", post(verify)),
@@ -145,10 +177,6 @@ pub fn router(service: Service, args: ShopArgs) -> Router {
 /// Work a service does itself.
 async fn work(ms: u64) {
     tokio::time::sleep(Duration::from_millis(ms + fastrand::u64(0..=ms / 4))).await;
-}
-
-fn chance(share: f64) -> bool {
-    share > 0.0 && fastrand::f64() < share
 }
 
 type Answer = (StatusCode, Json<Value>);
@@ -247,7 +275,7 @@ async fn place_order(State(shop): State<Shop>, Json(order): Json<Value>) -> Answ
 
 async fn stock(State(shop): State<Shop>, Path(sku): Path<String>) -> Answer {
     let faults = &shop.args.faults;
-    if chance(faults.slow_inventory_share) {
+    if shop.slow_inventory.hit() {
         work(faults.slow_inventory_ms).await;
     } else {
         work(15).await;
@@ -256,9 +284,8 @@ async fn stock(State(shop): State<Shop>, Path(sku): Path<String>) -> Answer {
 }
 
 async fn charge(State(shop): State<Shop>, Json(request): Json<Value>) -> Answer {
-    let faults = &shop.args.faults;
     work(30).await;
-    let locking = chance(faults.slow_db_share);
+    let locking = shop.slow_db.hit();
     let statement = if locking {
         "SELECT balance FROM payments WHERE account_id = $1 FOR UPDATE"
     } else {
@@ -282,7 +309,7 @@ async fn charge(State(shop): State<Shop>, Json(request): Json<Value>) -> Answer 
     if !balance.status.is_success() {
         return pass_on(balance, "the balance query");
     }
-    if chance(faults.payment_error_share) {
+    if shop.payment_errors.hit() {
         let span = Context::current();
         span.span().add_event(
             "exception",
