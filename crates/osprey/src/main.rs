@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Osprey: a distributed tracing backend in one binary. Takes OTLP (gRPC and HTTP), keeps spans durably,
-/// and answers the Jaeger query APIs.
+/// shows them in its web UI (port 16686) and answers the Jaeger query APIs.
 #[derive(Parser)]
 #[command(name = "osprey", version, propagate_version = true)]
 struct Cli {
