@@ -117,18 +117,19 @@ struct Shop {
     payment_errors: Arc<Share>,
 }
 
-/// A fault that hits an exact share of requests, spread evenly (share 0.25: the 4th, 8th, 12th…), so a
-/// run of N requests always has the same number of faults.
+/// A fault that hits an exact share of requests, spread evenly (share 0.25: every 4th), so a run of N
+/// requests always has the same number of faults. `phase` shifts where the hits fall, so that different
+/// faults do not always strike the same requests.
 struct Share {
     share: f64,
     seen: AtomicU64,
 }
 
 impl Share {
-    fn new(share: f64) -> Arc<Share> {
+    fn new(share: f64, phase: u64) -> Arc<Share> {
         Arc::new(Share {
             share: share.clamp(0.0, 1.0),
-            seen: AtomicU64::new(0),
+            seen: AtomicU64::new(phase),
         })
     }
 
@@ -158,9 +159,9 @@ impl Shop {
 /// The routes of one service (the tracing middleware is added by the caller).
 pub fn router(service: Service, args: ShopArgs) -> Router {
     let shop = Shop {
-        slow_inventory: Share::new(args.faults.slow_inventory_share),
-        slow_db: Share::new(args.faults.slow_db_share),
-        payment_errors: Share::new(args.faults.payment_error_share),
+        slow_inventory: Share::new(args.faults.slow_inventory_share, 1),
+        slow_db: Share::new(args.faults.slow_db_share, 0),
+        payment_errors: Share::new(args.faults.payment_error_share, 2),
         args,
     };
     let router = match service {

@@ -40,11 +40,11 @@ export function time(unixNanos) {
     `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
 }
 
-/** A stable colour per service name. */
+/** A stable colour per service name; never red, which marks errors. */
 export function serviceColor(name) {
   let hash = 0;
   for (const c of name) hash = (hash * 31 + c.charCodeAt(0)) >>> 0;
-  return `hsl(${hash % 360} 60% 52%)`;
+  return `hsl(${25 + (hash % 310)} 60% 50%)`;
 }
 
 /** An OTLP/JSON AnyValue as display text. */
