@@ -138,14 +138,16 @@ impl Ingester {
         format: Format,
         protocol: &'static str,
     ) -> Result<Exported, IngestError> {
-        let result = match self.reserve(body.len()) {
-            Ok(reservation) => self.export_inner(reservation, body, format, protocol).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = &result {
-            self.count_refused(e);
+        match self.reserve(body.len()) {
+            Ok(reservation) => {
+                self.export_reserved(reservation, body, format, protocol)
+                    .await
+            }
+            Err(e) => {
+                self.count_refused(&e);
+                Err(e)
+            }
         }
-        result
     }
 
     /// Like [`Ingester::export`] with in-flight budget reserved beforehand (see [`Ingester::reserve`]),
