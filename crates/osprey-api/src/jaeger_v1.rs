@@ -48,9 +48,13 @@ async fn dependencies(State(state): State<ApiState>, RawQuery(query): RawQuery) 
         Ok(w) => w,
         Err(e) => return V1::bad_request(e),
     };
-    let graph = state
+    let graph = match state
         .run("dependencies", move |q| q.service_graph(start, end))
-        .await;
+        .await
+    {
+        Ok(g) => g,
+        Err(e) => return V1::internal(e),
+    };
     data(
         graph
             .edges

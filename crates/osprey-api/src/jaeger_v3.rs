@@ -200,7 +200,7 @@ async fn summaries(State(state): State<ApiState>, RawQuery(query): RawQuery) -> 
     };
     let found = state
         .run("trace-summaries", move |q| {
-            q.search(&query).map(|ids| q.summaries(&ids))
+            q.search(&query).and_then(|ids| q.summaries(&ids))
         })
         .await;
     match found {

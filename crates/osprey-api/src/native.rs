@@ -62,9 +62,13 @@ async fn service_graph(State(state): State<ApiState>, RawQuery(query): RawQuery)
         Ok(w) => w,
         Err(e) => return Native::bad_request(e),
     };
-    let graph = state
+    let graph = match state
         .run("service-graph", move |q| q.service_graph(start, end))
-        .await;
+        .await
+    {
+        Ok(g) => g,
+        Err(e) => return Native::internal(e),
+    };
     Json(json!({
         "windowNanos": end - start,
         "nodes": graph.nodes.iter().map(|n| json!({"name": n.name, "spans": n.spans, "errors": n.errors})).collect::<Vec<_>>(),
@@ -96,11 +100,15 @@ async fn red(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Respon
         Ok(p) => p,
         Err(e) => return Native::bad_request(e),
     };
-    let red = state
+    let red = match state
         .run("red", move |q| {
             q.red(&service, operation.as_deref(), start, end, step)
         })
-        .await;
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return Native::internal(e),
+    };
     Json(json!({
         "stepNanos": red.step_ns,
         "series": red.series.iter().map(|p| merge(

@@ -1,14 +1,84 @@
-//! Aggregates over every span in a time window, computed from the index alone: the service graph
-//! (who calls whom, how often, how fast, how often failing) and rate / errors / duration over time.
+//! Aggregates over every span in a time window, from the span columns every source keeps: the
+//! service graph (who calls whom, how often, how fast, how often failing) and rate / errors /
+//! duration over time.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io;
 
-use osprey_store::{Head, SpanEntry, TraceEntry};
+use osprey_model::TraceId;
+use osprey_store::{overlaps, SpanRef};
 
 use crate::Query;
 
-/// Traces examined per hold of the head's lock.
-const CHUNK: usize = 4096;
+/// The spans without repeats (the same span sent twice, or held by two sources).
+fn distinct(mut spans: Vec<SpanRef>) -> Vec<SpanRef> {
+    let key = |s: &SpanRef| (s.id_low, s.start_ns, s.duration_ns, s.parent_low);
+    spans.sort_by_key(key);
+    spans.dedup_by_key(|s| key(s));
+    spans
+}
+
+/// Service and operation names interned while traces are gathered across sources.
+#[derive(Default)]
+struct Names {
+    names: Vec<String>,
+    ids: HashMap<String, u32>,
+}
+
+impl Names {
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        self.names.push(name.to_string());
+        self.ids
+            .insert(name.to_string(), self.names.len() as u32 - 1);
+        self.names.len() as u32 - 1
+    }
+}
+
+/// A span kept past its source's scan, names interned.
+struct OwnedSpan {
+    id_low: u32,
+    parent_low: u32,
+    service: u32,
+    name: u32,
+    kind: u8,
+    error: bool,
+    root: bool,
+    start_ns: u64,
+    duration_ns: u64,
+}
+
+impl OwnedSpan {
+    fn of(s: &SpanRef, names: &mut Names) -> OwnedSpan {
+        OwnedSpan {
+            id_low: s.id_low,
+            parent_low: s.parent_low,
+            service: names.id(s.service),
+            name: names.id(s.name),
+            kind: s.kind,
+            error: s.error,
+            root: s.root,
+            start_ns: s.start_ns,
+            duration_ns: s.duration_ns,
+        }
+    }
+
+    fn as_ref<'a>(&self, names: &'a Names) -> SpanRef<'a> {
+        SpanRef {
+            id_low: self.id_low,
+            parent_low: self.parent_low,
+            service: &names.names[self.service as usize],
+            name: &names.names[self.name as usize],
+            kind: self.kind,
+            error: self.error,
+            root: self.root,
+            start_ns: self.start_ns,
+            duration_ns: self.duration_ns,
+        }
+    }
+}
 
 /// Duration percentiles of a set of spans.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -90,59 +160,77 @@ const SERVER: u8 = 2;
 const CONSUMER: u8 = 5;
 
 impl Query {
-    /// Calls `f` for every indexed trace overlapping `[start_ns, end_ns]`, a chunk per hold of the lock.
-    fn each_trace(&self, start_ns: u64, end_ns: u64, mut f: impl FnMut(&Head, &TraceEntry)) {
-        let mut before = usize::MAX;
-        loop {
-            let head = self.store.head();
-            let mut scanned = 0;
-            for trace in head.traces_newest_first(before).take(CHUNK) {
-                scanned += 1;
-                if trace.end_ns >= start_ns && trace.start_ns <= end_ns {
-                    f(&head, trace);
+    /// Calls `f` with the spans of every trace overlapping `[start_ns, end_ns]`, each span once.
+    /// A trace that other sources may also hold (cut across the head and a block) is gathered from
+    /// all of them first; the rest go straight through.
+    fn each_trace(
+        &self,
+        start_ns: u64,
+        end_ns: u64,
+        f: &mut dyn FnMut(&[SpanRef]),
+    ) -> io::Result<()> {
+        let sources: Vec<_> = self
+            .sources()
+            .into_iter()
+            .filter(|s| {
+                s.time_range()
+                    .is_some_and(|range| overlaps(range, (start_ns, end_ns)))
+            })
+            .collect();
+        let mut names = Names::default();
+        let mut deferred: HashMap<TraceId, Vec<OwnedSpan>> = HashMap::new();
+        for (i, source) in sources.iter().enumerate() {
+            source.scan(start_ns, end_ns, &mut |id, spans| {
+                let elsewhere = sources
+                    .iter()
+                    .enumerate()
+                    .any(|(j, other)| j != i && other.may_hold(id));
+                if elsewhere {
+                    let owned = deferred.entry(*id).or_default();
+                    owned.extend(spans.iter().map(|s| OwnedSpan::of(s, &mut names)));
+                } else {
+                    f(&distinct(spans.to_vec()));
                 }
-            }
-            before = before.min(head.trace_count()) - scanned;
-            if scanned < CHUNK {
-                return;
-            }
+            })?;
         }
+        for spans in deferred.into_values() {
+            let refs: Vec<SpanRef> = spans.iter().map(|s| s.as_ref(&names)).collect();
+            f(&distinct(refs));
+        }
+        Ok(())
     }
 
     /// The service graph of spans starting in `[start_ns, end_ns]`.
-    pub fn service_graph(&self, start_ns: u64, end_ns: u64) -> ServiceGraph {
+    pub fn service_graph(&self, start_ns: u64, end_ns: u64) -> io::Result<ServiceGraph> {
         let mut nodes: BTreeMap<String, (u64, u64)> = BTreeMap::new();
         let mut edges: BTreeMap<(String, String), (u64, u64, Vec<u64>)> = BTreeMap::new();
-        self.each_trace(start_ns, end_ns, |head, trace| {
-            let spans: Vec<&SpanEntry> = head.spans(trace).collect();
-            let service_of: HashMap<u32, u32> =
+        self.each_trace(start_ns, end_ns, &mut |spans| {
+            let service_of: HashMap<u32, &str> =
                 spans.iter().map(|s| (s.id_low, s.service)).collect();
             for span in spans
                 .iter()
                 .filter(|s| (start_ns..=end_ns).contains(&s.start_ns))
             {
-                let node = nodes
-                    .entry(head.service_name(span.service).to_string())
-                    .or_default();
-                node.0 += 1;
-                node.1 += span.error as u64;
+                if let Some(node) = nodes.get_mut(span.service) {
+                    node.0 += 1;
+                    node.1 += span.error as u64;
+                } else {
+                    nodes.insert(span.service.to_string(), (1, span.error as u64));
+                }
                 let Some(&parent) = service_of.get(&span.parent_low).filter(|_| !span.root) else {
                     continue;
                 };
                 if parent != span.service {
                     let edge = edges
-                        .entry((
-                            head.service_name(parent).to_string(),
-                            head.service_name(span.service).to_string(),
-                        ))
+                        .entry((parent.to_string(), span.service.to_string()))
                         .or_default();
                     edge.0 += 1;
                     edge.1 += span.error as u64;
                     edge.2.push(span.duration_ns);
                 }
             }
-        });
-        ServiceGraph {
+        })?;
+        Ok(ServiceGraph {
             nodes: nodes
                 .into_iter()
                 .map(|(name, (spans, errors))| ServiceNode {
@@ -161,7 +249,7 @@ impl Query {
                     latency: Percentiles::of(durations),
                 })
                 .collect(),
-        }
+        })
     }
 
     /// Rate, errors and duration percentiles of `service`'s requests (optionally one operation) in
@@ -173,36 +261,34 @@ impl Query {
         start_ns: u64,
         end_ns: u64,
         step_ns: u64,
-    ) -> Red {
+    ) -> io::Result<Red> {
         let step_ns = step_ns.max(1);
         let buckets = (end_ns.saturating_sub(start_ns))
             .div_ceil(step_ns)
             .min(10_000) as usize;
         let mut entry: Vec<(u64, bool, u64, u32, bool)> = Vec::new();
-        let mut names: HashMap<u32, String> = HashMap::new();
+        // Operation names interned to small ids while scanning.
+        let mut name_ids: HashMap<String, u32> = HashMap::new();
         let mut has_entry_spans = false;
-        self.each_trace(start_ns, end_ns, |head, trace| {
-            let Some(service) = head.service_id(service) else {
-                return;
-            };
-            for span in head.spans(trace) {
+        self.each_trace(start_ns, end_ns, &mut |spans| {
+            for span in spans {
                 if span.service != service || !(start_ns..end_ns).contains(&span.start_ns) {
                     continue;
                 }
                 let is_entry = span.kind == SERVER || span.kind == CONSUMER;
                 has_entry_spans |= is_entry;
-                names
-                    .entry(span.name)
-                    .or_insert_with(|| head.span_name(span.name).to_string());
-                entry.push((
-                    span.start_ns,
-                    span.error,
-                    span.duration_ns,
-                    span.name,
-                    is_entry,
-                ));
+                let next = name_ids.len() as u32;
+                let name = match name_ids.get(span.name) {
+                    Some(&id) => id,
+                    None => *name_ids.entry(span.name.to_string()).or_insert(next),
+                };
+                entry.push((span.start_ns, span.error, span.duration_ns, name, is_entry));
             }
-        });
+        })?;
+        let mut names: HashMap<u32, String> = HashMap::new();
+        for (name, id) in name_ids {
+            names.insert(id, name);
+        }
         let requests = entry
             .into_iter()
             .filter(|s| s.4 || !has_entry_spans)
@@ -221,7 +307,7 @@ impl Query {
             op.1 += error as u64;
             op.2.push(duration);
         }
-        Red {
+        Ok(Red {
             step_ns,
             series: series
                 .into_iter()
@@ -242,6 +328,6 @@ impl Query {
                     latency: Percentiles::of(durations),
                 })
                 .collect(),
-        }
+        })
     }
 }

@@ -1,19 +1,23 @@
-//! Osprey's query engine: finds traces through the head index and assembles them from stored records.
+//! Osprey's query engine: asks every span source of the store (head generations, blocks), merges
+//! their answers newest first and combines duplicate spans, so no API knows where a span lives.
 //!
-//! Every call here reads files; run it off the async executor (e.g. `spawn_blocking`).
+//! Main types: [`Query`] (search, trace assembly, summaries, service graph, RED) and
+//! [`TraceQuery`] (what a search asks). Every call may read files or an object store; run it off the
+//! async executor (e.g. `spawn_blocking`).
 
 mod aggregate;
 pub mod analysis;
-mod assemble;
+mod combine;
 mod search;
 mod summary;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use osprey_store::Store;
+use osprey_store::{SpanSource, Store};
 
 pub use aggregate::{Edge, OperationTotals, Percentiles, Red, RedPoint, ServiceGraph, ServiceNode};
-pub use search::TraceQuery;
+pub use osprey_store::TraceQuery;
 pub use summary::{ServiceCount, TraceSummary};
 
 /// The read side of a store.
@@ -27,26 +31,25 @@ impl Query {
         Query { store }
     }
 
-    /// Every service that has sent spans, sorted.
-    pub fn services(&self) -> Vec<String> {
-        self.store
-            .head()
-            .services()
-            .into_iter()
-            .map(str::to_string)
-            .collect()
+    fn sources(&self) -> Vec<Arc<dyn SpanSource>> {
+        self.store.sources()
     }
 
-    /// The operations (span name, OTLP span kind) of `service`, optionally of one kind only.
+    /// Every service that has sent spans, sorted.
+    pub fn services(&self) -> Vec<String> {
+        let names: BTreeSet<String> = self.sources().iter().flat_map(|s| s.services()).collect();
+        names.into_iter().collect()
+    }
+
+    /// The operations (span name, OTLP span kind) of `service`, optionally of one kind only, sorted.
     pub fn operations(&self, service: &str, kind: Option<i32>) -> Vec<(String, i32)> {
-        let head = self.store.head();
-        let Some(service) = head.service_id(service) else {
-            return Vec::new();
-        };
-        head.operations(service)
-            .into_iter()
-            .map(|(name, k)| (name.to_string(), k as i32))
+        let operations: BTreeSet<(String, i32)> = self
+            .sources()
+            .iter()
+            .flat_map(|s| s.operations(service))
+            .map(|(name, k)| (name, k as i32))
             .filter(|(_, k)| kind.is_none_or(|kind| kind == *k))
-            .collect()
+            .collect();
+        operations.into_iter().collect()
     }
 }

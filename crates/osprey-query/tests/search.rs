@@ -7,7 +7,7 @@ use osprey_model::fixtures::{self, request, string_attribute};
 use osprey_model::otlp::{ExportTraceServiceRequest, Span};
 use osprey_model::TraceId;
 use osprey_query::{Query, TraceQuery};
-use osprey_store::{Store, WalOptions};
+use osprey_store::{Store, StoreOptions};
 use prost::Message;
 
 /// A span with an attribute naming it, times in milliseconds.
@@ -25,20 +25,51 @@ fn span(trace: u8, id: u8, parent: Option<u8>, name: &str, start_ms: u64, ms: u6
     }
 }
 
-async fn store_with(batches: &[ExportTraceServiceRequest]) -> (tempfile::TempDir, Query) {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _) = Store::open(dir.path(), WalOptions::default()).unwrap();
-    for b in batches {
-        store
-            .append(b, Bytes::from(b.encode_to_vec()))
-            .await
-            .unwrap();
-    }
-    (dir, Query::new(Arc::new(store)))
+/// Where the spans are when the test asks.
+#[derive(Debug, Clone, Copy)]
+enum State {
+    Head,
+    Blocks,
+    /// The first half of the batches in a block, the rest in the head.
+    Split,
 }
 
-#[tokio::test]
-async fn assembles_a_trace_from_several_records_without_duplicates() {
+/// Runs `check` against the same batches in every state: the answers must not depend on where spans
+/// live. Queries run from this (non-runtime) thread, as the API runs them from blocking threads.
+fn for_each_state(batches: &[ExportTraceServiceRequest], check: impl Fn(&Query)) {
+    for state in [State::Head, State::Blocks, State::Split] {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let query = runtime.block_on(async {
+            let (store, _) = Store::open(dir.path(), StoreOptions::default())
+                .await
+                .unwrap();
+            let split = match state {
+                State::Head => batches.len(),
+                State::Blocks => 0,
+                State::Split => batches.len() / 2,
+            };
+            for (i, b) in batches.iter().enumerate() {
+                if i == split {
+                    store.flush().await.unwrap();
+                }
+                store
+                    .append(b, Bytes::from(b.encode_to_vec()))
+                    .await
+                    .unwrap();
+            }
+            if matches!(state, State::Blocks) {
+                store.flush().await.unwrap();
+            }
+            Query::new(Arc::new(store))
+        });
+        eprintln!("state: {state:?}");
+        check(&query);
+    }
+}
+
+#[test]
+fn assembles_a_trace_from_several_records_without_duplicates() {
     let gateway = request(
         "gateway",
         vec![
@@ -48,94 +79,94 @@ async fn assembles_a_trace_from_several_records_without_duplicates() {
     );
     let db = request("db", vec![span(1, 2, Some(1), "SELECT", 10, 80)]);
     // The gateway batch arrives twice, as after a client retry.
-    let (_dir, query) = store_with(&[gateway.clone(), db, gateway]).await;
-    let trace = query.trace(&TraceId([1; 16])).unwrap().unwrap();
-    assert_eq!(trace.len(), 2, "one resource per service");
-    let names: Vec<&str> = trace
-        .iter()
-        .flat_map(|rs| &rs.scope_spans)
-        .flat_map(|ss| &ss.spans)
-        .map(|s| s.name.as_str())
-        .collect();
-    assert_eq!(names, ["GET /", "SELECT"]);
-    assert!(query.trace(&TraceId([7; 16])).unwrap().is_none());
+    for_each_state(&[gateway.clone(), db, gateway], |query| {
+        let trace = query.trace(&TraceId([1; 16])).unwrap().unwrap();
+        assert_eq!(trace.len(), 2, "one resource per service");
+        let names: Vec<&str> = trace
+            .iter()
+            .flat_map(|rs| &rs.scope_spans)
+            .flat_map(|ss| &ss.spans)
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(names, ["GET /", "SELECT"]);
+        assert!(query.trace(&TraceId([7; 16])).unwrap().is_none());
+    });
 }
-
-#[tokio::test]
-async fn one_span_must_meet_every_condition() {
-    let (_dir, query) = store_with(&[
+#[test]
+fn one_span_must_meet_every_condition() {
+    let batches = [
         request("gateway", vec![span(1, 1, None, "GET /", 0, 100)]),
         request("db", vec![span(1, 2, Some(1), "SELECT", 10, 80)]),
         request("gateway", vec![span(2, 3, None, "GET /", 1000, 5)]),
-    ])
-    .await;
-    let search = |q: TraceQuery| {
-        query
-            .search(&TraceQuery { limit: 10, ..q })
-            .unwrap()
-            .into_iter()
-            .map(|id| id.0[0])
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(search(TraceQuery::default()), [2, 1], "newest first");
-    let gateway = || TraceQuery {
-        service: Some("gateway".into()),
-        ..Default::default()
-    };
-    assert_eq!(
-        search(TraceQuery {
-            min_duration_ns: Some(50_000_000),
-            ..gateway()
-        }),
-        [1]
-    );
-    // The db span is long enough but is not the gateway's.
-    assert_eq!(
-        search(TraceQuery {
-            operation: Some("SELECT".into()),
-            ..gateway()
-        }),
-        Vec::<u8>::new()
-    );
-    assert_eq!(
-        search(TraceQuery {
-            attributes: vec![
-                ("span.n".into(), "2".into()),
-                ("service.name".into(), "db".into())
-            ],
+    ];
+    for_each_state(&batches, |query| {
+        let search = |q: TraceQuery| {
+            query
+                .search(&TraceQuery { limit: 10, ..q })
+                .unwrap()
+                .into_iter()
+                .map(|id| id.0[0])
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(search(TraceQuery::default()), [2, 1], "newest first");
+        let gateway = || TraceQuery {
+            service: Some("gateway".into()),
             ..Default::default()
-        }),
-        [1]
-    );
-    assert_eq!(
-        search(TraceQuery {
-            attributes: vec![("span.n".into(), "2".into())],
-            ..gateway()
-        }),
-        Vec::<u8>::new()
-    );
-    assert_eq!(
-        search(TraceQuery {
-            start_ns: Some(500_000_000),
-            ..Default::default()
-        }),
-        [2]
-    );
-    let limited = TraceQuery {
-        limit: 1,
-        ..TraceQuery::default()
-    };
-    assert_eq!(query.search(&limited).unwrap().len(), 1);
+        };
+        assert_eq!(
+            search(TraceQuery {
+                min_duration_ns: Some(50_000_000),
+                ..gateway()
+            }),
+            [1]
+        );
+        // The db span is long enough but is not the gateway's.
+        assert_eq!(
+            search(TraceQuery {
+                operation: Some("SELECT".into()),
+                ..gateway()
+            }),
+            Vec::<u8>::new()
+        );
+        assert_eq!(
+            search(TraceQuery {
+                attributes: vec![
+                    ("span.n".into(), "2".into()),
+                    ("service.name".into(), "db".into())
+                ],
+                ..Default::default()
+            }),
+            [1]
+        );
+        assert_eq!(
+            search(TraceQuery {
+                attributes: vec![("span.n".into(), "2".into())],
+                ..gateway()
+            }),
+            Vec::<u8>::new()
+        );
+        assert_eq!(
+            search(TraceQuery {
+                start_ns: Some(500_000_000),
+                ..Default::default()
+            }),
+            [2]
+        );
+        let limited = TraceQuery {
+            limit: 1,
+            ..TraceQuery::default()
+        };
+        assert_eq!(query.search(&limited).unwrap().len(), 1);
 
-    let summaries = query.summaries(&[TraceId([1; 16])]);
-    assert_eq!(summaries[0].root_service, "gateway");
-    assert_eq!(summaries[0].span_count, 2);
-    assert_eq!(summaries[0].end_ns, 100_000_000);
-    assert_eq!(query.services(), ["db", "gateway"]);
+        let summaries = query.summaries(&[TraceId([1; 16])]).unwrap();
+        assert_eq!(summaries[0].root_service, "gateway");
+        assert_eq!(summaries[0].span_count, 2);
+        assert_eq!(summaries[0].end_ns, 100_000_000);
+        assert_eq!(query.services(), ["db", "gateway"]);
+    });
 }
-
-#[tokio::test]
-async fn service_graph_and_red_come_from_the_index() {
+#[test]
+fn service_graph_and_red_come_from_the_index() {
     let mut call = span(1, 2, Some(1), "SELECT", 10, 80);
     call.kind = 2;
     call.status = Some(osprey_model::otlp::Status {
@@ -146,33 +177,40 @@ async fn service_graph_and_red_come_from_the_index() {
     root.kind = 2;
     let mut second = span(2, 3, None, "GET /", 1000, 5);
     second.kind = 2;
-    let (_dir, query) = store_with(&[
+    let batches = [
         request("gateway", vec![root, second]),
         request("db", vec![call]),
-    ])
-    .await;
-    let graph = query.service_graph(0, u64::MAX);
-    assert_eq!(graph.nodes.len(), 2);
-    assert_eq!(graph.edges.len(), 1);
-    let edge = &graph.edges[0];
-    assert_eq!(
-        (edge.parent.as_str(), edge.child.as_str()),
-        ("gateway", "db")
-    );
-    assert_eq!(
-        (edge.calls, edge.errors, edge.latency.p50_ns),
-        (1, 1, 80_000_000)
-    );
+    ];
+    for_each_state(&batches, |query| {
+        let graph = query.service_graph(0, u64::MAX).unwrap();
+        assert_eq!(graph.nodes.len(), 2);
+        assert_eq!(graph.edges.len(), 1);
+        let edge = &graph.edges[0];
+        assert_eq!(
+            (edge.parent.as_str(), edge.child.as_str()),
+            ("gateway", "db")
+        );
+        assert_eq!(
+            (edge.calls, edge.errors, edge.latency.p50_ns),
+            (1, 1, 80_000_000)
+        );
 
-    let red = query.red("gateway", None, 0, 2_000_000_000, 500_000_000);
-    assert_eq!(red.series.len(), 4);
-    let requests: Vec<u64> = red.series.iter().map(|p| p.requests).collect();
-    assert_eq!(requests, [1, 0, 1, 0]);
-    assert_eq!(red.operations[0].name, "GET /");
-    assert_eq!(red.operations[0].requests, 2);
-    assert_eq!(red.operations[0].latency.p99_ns, 100_000_000);
-    assert_eq!(
-        query.red("db", None, 0, 2_000_000_000, 500_000_000).series[0].errors,
-        1
-    );
+        let red = query
+            .red("gateway", None, 0, 2_000_000_000, 500_000_000)
+            .unwrap();
+        assert_eq!(red.series.len(), 4);
+        let requests: Vec<u64> = red.series.iter().map(|p| p.requests).collect();
+        assert_eq!(requests, [1, 0, 1, 0]);
+        assert_eq!(red.operations[0].name, "GET /");
+        assert_eq!(red.operations[0].requests, 2);
+        assert_eq!(red.operations[0].latency.p99_ns, 100_000_000);
+        assert_eq!(
+            query
+                .red("db", None, 0, 2_000_000_000, 500_000_000)
+                .unwrap()
+                .series[0]
+                .errors,
+            1
+        );
+    });
 }

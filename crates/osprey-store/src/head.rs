@@ -1,4 +1,5 @@
-//! The head: an in-memory index of every stored span, small enough to keep millions of spans.
+//! The head index: an in-memory index of the spans of one head generation, small enough to keep
+//! millions of spans.
 //!
 //! It holds no span bodies, only what search and trace lookup need to find them (trace id, service,
 //! name, kind, times, status) plus the WAL location of the record that carries each span. Bodies are
@@ -115,6 +116,10 @@ pub struct Head {
     /// (service, span name) → bit set of the span kinds seen.
     operations: BTreeMap<(u32, u32), u8>,
     span_count: u64,
+    /// Earliest span start and latest span end.
+    time_range: Option<(u64, u64)>,
+    /// Bytes of the log records indexed.
+    record_bytes: u64,
 }
 
 impl Head {
@@ -123,6 +128,7 @@ impl Head {
     pub fn insert(&mut self, location: RecordLocation, request: &ExportTraceServiceRequest) {
         let record = self.records.len() as u32;
         self.records.push(location);
+        self.record_bytes += u64::from(location.len);
         let mut position = 0u32;
         for rs in &request.resource_spans {
             let service = self.services.intern(service_name(rs.resource.as_ref()));
@@ -156,6 +162,10 @@ impl Head {
                         root: span.parent_span_id.iter().all(|b| *b == 0),
                     };
                     let end_ns = entry.start_ns + entry.duration_ns;
+                    self.time_range = Some(match self.time_range {
+                        Some((start, end)) => (start.min(entry.start_ns), end.max(end_ns)),
+                        None => (entry.start_ns, end_ns),
+                    });
                     let index = *self.by_id.entry(trace_id).or_insert_with(|| {
                         self.traces.push(TraceEntry {
                             id: trace_id,
@@ -253,6 +263,14 @@ impl Head {
 
     pub fn span_count(&self) -> u64 {
         self.span_count
+    }
+
+    pub fn time_range(&self) -> Option<(u64, u64)> {
+        self.time_range
+    }
+
+    pub fn record_bytes(&self) -> u64 {
+        self.record_bytes
     }
 
     pub fn trace_count(&self) -> usize {

@@ -1,44 +1,188 @@
-//! Osprey's storage: a durable write-ahead log of accepted exports and the in-memory head that indexes
-//! them for search and trace lookup.
+//! Osprey's storage: a durable write-ahead log of accepted exports, the in-memory head that indexes
+//! recent spans, and immutable Parquet blocks on an object store (a local directory by default).
+//!
+//! - [`Store`] takes appends, cuts the head into blocks, applies retention, and hands the query engine
+//!   its [`SpanSource`]s;
+//! - [`Generation`] is one cut of the head (its index over a run of log segments);
+//! - [`Block`] is one block on the object store;
+//! - [`SpanSource`] is the seam both implement, and all that queries see.
 
+pub mod block;
+mod generation;
 pub mod head;
 pub mod metrics;
+pub mod objects;
+mod source;
 pub mod wal;
 
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use parking_lot::{RwLock, RwLockReadGuard};
+use parking_lot::RwLock;
 use prost::Message;
 
 use osprey_model::otlp::ExportTraceServiceRequest;
 
+pub use block::{Block, BlockMeta};
+pub use generation::{has_attributes, Generation};
 pub use head::{Head, SpanEntry, TraceEntry};
 pub use metrics::StoreMetrics;
+pub use objects::ObjectStorage;
+pub use source::{overlaps, SpanRef, SpanSource, TraceHit, TraceQuery};
 pub use wal::{AppendError, FsyncPolicy, RecordLocation, ReplayReport, WalOptions};
 
-/// The store: spans go in through [`Store::append`], and are found through [`Store::head`] and read back
-/// with [`Store::read_record`].
+use block::meta::WalSource;
+use block::write::BlockBuilder;
+use objects::{DATA_FILE, INDEX_FILE, META_FILE};
+
+/// The tenant of requests that name none (Tempo's default too).
+pub const DEFAULT_TENANT: &str = "single-tenant";
+
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub wal: WalOptions,
+    /// Where blocks go: a local path or an object-store URL (see [`ObjectStorage::open`]); `None`
+    /// for `blocks/` in the data directory.
+    pub storage: Option<String>,
+    /// The head is cut into a block once its oldest span arrived this long ago…
+    pub max_block_duration: Duration,
+    /// …or once its log records reach this many bytes, whichever comes first.
+    pub max_block_bytes: u64,
+    /// Blocks whose newest span ended longer ago than this are deleted.
+    pub retention: Duration,
+    /// How often the block list is read again from the store (for blocks other servers wrote).
+    pub block_list_interval: Duration,
+}
+
+impl Default for StoreOptions {
+    /// The defaults, written here only: flags and docs refer to them.
+    fn default() -> Self {
+        StoreOptions {
+            wal: WalOptions::default(),
+            storage: None,
+            max_block_duration: Duration::from_secs(5 * 60),
+            max_block_bytes: 128 << 20,
+            retention: Duration::from_secs(14 * 24 * 3600),
+            block_list_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What queries read: a consistent snapshot of the sources. A generation and the block made from it
+/// are never both in one snapshot, so no answer doubles a span.
+struct Sources {
+    /// Oldest first; the last takes appends.
+    generations: Vec<Arc<Generation>>,
+    blocks: Vec<Arc<Block>>,
+}
+
 pub struct Store {
-    wal: wal::Wal,
-    head: RwLock<Head>,
+    wal: Arc<wal::Wal>,
+    storage: Arc<ObjectStorage>,
+    tenant: String,
+    /// This server's id, recorded in the blocks it cuts (see [`WalSource`]).
+    node: String,
+    options: StoreOptions,
+    sources: RwLock<Sources>,
+    /// Held by whatever changes the block list (cutting, retention, re-listing), one at a time.
+    maintenance: tokio::sync::Mutex<()>,
     metrics: StoreMetrics,
 }
 
+/// What opening found, for the start-up log.
+#[derive(Debug, Default)]
+pub struct OpenReport {
+    pub replay: ReplayReport,
+    pub blocks: usize,
+    /// Block directories without a meta (a cut that did not finish); left for the operator.
+    pub incomplete_blocks: Vec<String>,
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// A new block id: the creation time in milliseconds (12 hex digits, so ids sort by age) and 20
+/// random hex digits.
+fn new_block_id() -> String {
+    let ms = now_ns() / 1_000_000;
+    format!(
+        "{:012x}{:08x}{:012x}",
+        ms & 0xffff_ffff_ffff,
+        fastrand::u32(..),
+        fastrand::u64(..) & 0xffff_ffff_ffff
+    )
+}
+
+/// This server's id, made once and kept in the data directory.
+fn node_id(data_dir: &Path) -> io::Result<String> {
+    let path = data_dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
+        _ => {
+            let id = format!("{:016x}", fastrand::u64(..));
+            std::fs::write(&path, format!("{id}\n"))?;
+            std::fs::File::open(&path)?.sync_all()?;
+            Ok(id)
+        }
+    }
+}
+
 impl Store {
-    /// Opens the store under `data_dir`, replaying the write-ahead log into a fresh head.
-    pub fn open(data_dir: &Path, options: WalOptions) -> io::Result<(Store, ReplayReport)> {
+    /// Opens the store under `data_dir`: lists the blocks, then replays the write-ahead log segments
+    /// no block holds yet into a fresh head.
+    pub async fn open(data_dir: &Path, options: StoreOptions) -> io::Result<(Store, OpenReport)> {
+        std::fs::create_dir_all(data_dir)?;
+        let node = node_id(data_dir)?;
+        let storage_spec = options
+            .storage
+            .clone()
+            .unwrap_or_else(|| data_dir.join("blocks").to_string_lossy().into_owned());
         let metrics = StoreMetrics::default();
+        let mut storage = ObjectStorage::open(&storage_spec).map_err(io::Error::other)?;
+        storage.requests = metrics.object_requests.clone();
+        let storage = Arc::new(storage);
+        let tenant = DEFAULT_TENANT.to_string();
+        let mut report = OpenReport::default();
+        let mut blocks = Vec::new();
+        for id in storage
+            .list_blocks(&tenant)
+            .await
+            .map_err(block::io_error)?
+        {
+            match Block::open(storage.clone(), &tenant, &id).await? {
+                Some(b) => blocks.push(Arc::new(b)),
+                None => report.incomplete_blocks.push(id),
+            }
+        }
+        report.blocks = blocks.len();
+        let in_blocks_through = blocks
+            .iter()
+            .flat_map(|b| &b.meta.wal)
+            .filter(|w| w.node == node)
+            .map(|w| w.last_segment)
+            .max()
+            .unwrap_or(0);
+
         let mut head = Head::default();
         let mut undecodable = 0u64;
-        let (wal, report) = wal::Wal::open(
+        let mut first_segment = None;
+        let (wal, replay) = wal::Wal::open(
             &data_dir.join("wal"),
-            options,
+            options.wal.clone(),
             metrics.clone(),
-            |location, payload| match ExportTraceServiceRequest::decode(payload) {
-                Ok(request) => head.insert(location, &request),
-                Err(_) => undecodable += 1,
+            in_blocks_through,
+            |location, payload| {
+                first_segment.get_or_insert(location.segment);
+                match ExportTraceServiceRequest::decode(payload) {
+                    Ok(request) => head.insert(location, &request),
+                    Err(_) => undecodable += 1,
+                }
             },
         )?;
         if undecodable > 0 {
@@ -47,12 +191,26 @@ impl Store {
                 "write-ahead log records with intact checksums did not decode and were skipped"
             );
         }
+        report.replay = replay;
+        let wal = Arc::new(wal);
+        let first_segment = first_segment.unwrap_or(in_blocks_through + 1);
+        metrics.head_spans.set(head.span_count() as i64);
+        metrics.head_traces.set(head.trace_count() as i64);
+        let generation = Arc::new(Generation::new(first_segment, head, wal.clone()));
         let store = Store {
             wal,
-            head: RwLock::new(head),
+            storage,
+            tenant,
+            node,
+            options,
+            sources: RwLock::new(Sources {
+                generations: vec![generation],
+                blocks,
+            }),
+            maintenance: tokio::sync::Mutex::new(()),
             metrics,
         };
-        store.update_gauges(&store.head.read());
+        store.update_block_gauges();
         Ok((store, report))
     }
 
@@ -64,30 +222,306 @@ impl Store {
         payload: Bytes,
     ) -> Result<(), AppendError> {
         let location = self.wal.append(payload).await?;
-        let mut head = self.head.write();
-        head.insert(location, request);
-        self.update_gauges(&head);
+        // The generation that owns the record's segment. If that generation was already released,
+        // its block holds the record (the block was read from the segment after the write).
+        let generation = self
+            .sources
+            .read()
+            .generations
+            .iter()
+            .rev()
+            .find(|g| g.first_segment <= location.segment)
+            .cloned();
+        if let Some(generation) = generation {
+            let (spans, traces) = generation.insert(location, request);
+            self.metrics.head_spans.inc_by(spans as i64);
+            self.metrics.head_traces.inc_by(traces as i64);
+        }
         Ok(())
     }
 
-    /// A read view of the index. Hold it briefly: ingest waits while it is held.
-    pub fn head(&self) -> RwLockReadGuard<'_, Head> {
-        self.head.read()
+    /// Every source, for one query, oldest first: the blocks by time, then the head's generations.
+    /// Pieces of a trace then combine in the order they arrived.
+    pub fn sources(&self) -> Vec<Arc<dyn SpanSource>> {
+        let sources = self.sources.read();
+        let mut blocks = sources.blocks.clone();
+        blocks.sort_by_key(|b| (b.meta.start_unix_nano, b.meta.created_unix_nano));
+        let mut out: Vec<Arc<dyn SpanSource>> = Vec::new();
+        for b in blocks {
+            out.push(b);
+        }
+        for g in &sources.generations {
+            out.push(g.clone());
+        }
+        out
     }
 
-    /// Reads back and decodes the record stored at `location`.
-    pub fn read_record(&self, location: RecordLocation) -> io::Result<ExportTraceServiceRequest> {
-        let payload = self.wal.read(location)?;
-        ExportTraceServiceRequest::decode(payload.as_slice())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    /// The blocks, oldest first.
+    pub fn blocks(&self) -> Vec<Arc<Block>> {
+        let mut blocks = self.sources.read().blocks.clone();
+        blocks.sort_by_key(|b| b.meta.start_unix_nano);
+        blocks
+    }
+
+    /// Spans in the head (every generation not yet a block).
+    pub fn head_span_count(&self) -> u64 {
+        self.sources
+            .read()
+            .generations
+            .iter()
+            .map(|g| g.head().span_count())
+            .sum()
     }
 
     pub fn metrics(&self) -> &StoreMetrics {
         &self.metrics
     }
 
-    fn update_gauges(&self, head: &Head) {
-        self.metrics.head_spans.set(head.span_count() as i64);
-        self.metrics.head_traces.set(head.trace_count() as i64);
+    pub fn storage(&self) -> &ObjectStorage {
+        &self.storage
+    }
+
+    /// Runs cutting, retention and block re-listing until the process ends.
+    pub async fn run_maintenance(self: Arc<Self>) {
+        let mut last_retention = Instant::now() - Duration::from_secs(3600);
+        let mut last_listing = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            if let Err(e) = self.cut_if_due().await {
+                tracing::error!(error = %e, "cutting the head into a block failed; will retry");
+            }
+            if last_retention.elapsed() >= Duration::from_secs(60) {
+                last_retention = Instant::now();
+                if let Err(e) = self.apply_retention().await {
+                    tracing::error!(error = %e, "applying retention failed; will retry");
+                }
+            }
+            if last_listing.elapsed() >= self.options.block_list_interval {
+                last_listing = Instant::now();
+                if let Err(e) = self.reload_blocks().await {
+                    tracing::warn!(error = %e, "re-reading the block list failed");
+                }
+            }
+        }
+    }
+
+    /// Cuts the active generation if it is old or large enough, then writes every closed generation
+    /// into a block.
+    pub async fn cut_if_due(&self) -> io::Result<()> {
+        let due = {
+            let active = self.active_generation();
+            let head = active.head();
+            head.span_count() > 0
+                && (head.record_bytes() >= self.options.max_block_bytes
+                    || active.created.elapsed() >= self.options.max_block_duration)
+        };
+        if due {
+            self.close_active().await?;
+        }
+        self.flush_closed().await
+    }
+
+    /// Cuts now, whatever the size: every span in the head goes into blocks (for tests and shutdown).
+    pub async fn flush(&self) -> io::Result<()> {
+        if self.active_generation().head().span_count() > 0 {
+            self.close_active().await?;
+        }
+        self.flush_closed().await
+    }
+
+    fn active_generation(&self) -> Arc<Generation> {
+        self.sources
+            .read()
+            .generations
+            .last()
+            .expect("there is always an active generation")
+            .clone()
+    }
+
+    /// Rotates the log and starts a new active generation; the old one is closed (no more appends).
+    async fn close_active(&self) -> io::Result<()> {
+        let _guard = self.maintenance.lock().await;
+        let next = self.wal.rotate().await?;
+        let generation = Arc::new(Generation::new(next, Head::default(), self.wal.clone()));
+        self.sources.write().generations.push(generation);
+        Ok(())
+    }
+
+    /// Writes each closed generation into a block, oldest first, and releases it.
+    async fn flush_closed(&self) -> io::Result<()> {
+        loop {
+            let _guard = self.maintenance.lock().await;
+            let (closed, end_segment) = {
+                let sources = self.sources.read();
+                if sources.generations.len() < 2 {
+                    return Ok(());
+                }
+                (
+                    sources.generations[0].clone(),
+                    sources.generations[1].first_segment,
+                )
+            };
+            self.write_block(&closed, end_segment).await?;
+        }
+    }
+
+    async fn write_block(&self, closed: &Arc<Generation>, end_segment: u64) -> io::Result<()> {
+        let started = Instant::now();
+        let first = closed.first_segment;
+        let last = end_segment - 1;
+        let block_id = new_block_id();
+        let source = WalSource {
+            node: self.node.clone(),
+            first_segment: first,
+            last_segment: last,
+        };
+        let (dir, tenant, id) = (
+            self.wal.dir().to_path_buf(),
+            self.tenant.clone(),
+            block_id.clone(),
+        );
+        let built = tokio::task::spawn_blocking(move || -> io::Result<_> {
+            let mut builder = BlockBuilder::default();
+            wal::read_segments(&dir, first, last, |_, payload| {
+                if let Ok(request) = ExportTraceServiceRequest::decode(payload) {
+                    builder.push_request(&request);
+                }
+            })?;
+            if builder.span_count() == 0 {
+                return Ok(None);
+            }
+            builder
+                .finish(&id, &tenant, 0, vec![source])
+                .map(Some)
+                .map_err(block::io_error)
+        })
+        .await
+        .map_err(block::io_error)??;
+
+        let block = match built {
+            Some(built) => {
+                let path = |file| self.storage.block_file(&self.tenant, &block_id, file);
+                self.storage
+                    .put(&path(DATA_FILE), built.data)
+                    .await
+                    .map_err(block::io_error)?;
+                self.storage
+                    .put(&path(INDEX_FILE), built.index.clone())
+                    .await
+                    .map_err(block::io_error)?;
+                let meta = serde_json::to_vec_pretty(&built.meta).map_err(block::io_error)?;
+                // The meta goes last: once it is there the block is complete and durable.
+                self.storage
+                    .put(&path(META_FILE), meta)
+                    .await
+                    .map_err(block::io_error)?;
+                Some(Arc::new(Block::from_parts(
+                    built.meta,
+                    &built.index,
+                    self.storage.clone(),
+                )?))
+            }
+            None => None,
+        };
+        let (spans, traces) = {
+            let head = closed.head();
+            (head.span_count(), head.trace_count())
+        };
+        {
+            let mut sources = self.sources.write();
+            if let Some(block) = &block {
+                sources.blocks.push(block.clone());
+            }
+            sources.generations.retain(|g| !Arc::ptr_eq(g, closed));
+        }
+        self.metrics.head_spans.dec_by(spans as i64);
+        self.metrics.head_traces.dec_by(traces as i64);
+        // Queries that took the generation before the swap may still read its segments.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Arc::strong_count(closed) > 1 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.wal.remove_segments(first, end_segment)?;
+        self.metrics.cuts.inc();
+        self.update_block_gauges();
+        if let Some(block) = block {
+            tracing::info!(
+                block = %block.id(),
+                spans = block.meta.span_count,
+                traces = block.meta.trace_count,
+                bytes = block.meta.data_bytes,
+                segments = format!("{first}..={last}"),
+                seconds = started.elapsed().as_secs_f64(),
+                "cut a block from the head"
+            );
+        }
+        Ok(())
+    }
+
+    /// Deletes blocks whose newest span ended before the retention period.
+    pub async fn apply_retention(&self) -> io::Result<()> {
+        let _guard = self.maintenance.lock().await;
+        let horizon = now_ns().saturating_sub(self.options.retention.as_nanos() as u64);
+        let expired: Vec<Arc<Block>> = {
+            let mut sources = self.sources.write();
+            let (expired, kept) = sources
+                .blocks
+                .drain(..)
+                .partition(|b| b.meta.end_unix_nano < horizon);
+            sources.blocks = kept;
+            expired
+        };
+        for block in &expired {
+            self.storage
+                .delete_block(&self.tenant, block.id())
+                .await
+                .map_err(block::io_error)?;
+            self.metrics.retention_deletions.inc();
+            tracing::info!(block = %block.id(), "deleted a block past retention");
+        }
+        self.update_block_gauges();
+        Ok(())
+    }
+
+    /// Reads the block list again: picks up blocks other servers wrote, drops ones deleted elsewhere.
+    pub async fn reload_blocks(&self) -> io::Result<()> {
+        let _guard = self.maintenance.lock().await;
+        let ids = self
+            .storage
+            .list_blocks(&self.tenant)
+            .await
+            .map_err(block::io_error)?;
+        let known: Vec<String> = self
+            .sources
+            .read()
+            .blocks
+            .iter()
+            .map(|b| b.id().to_string())
+            .collect();
+        let mut added = Vec::new();
+        for id in ids.iter().filter(|id| !known.contains(id)) {
+            if let Some(block) = Block::open(self.storage.clone(), &self.tenant, id).await? {
+                added.push(Arc::new(block));
+            }
+        }
+        {
+            let mut sources = self.sources.write();
+            sources.blocks.retain(|b| ids.iter().any(|id| id == b.id()));
+            sources.blocks.extend(added);
+        }
+        self.update_block_gauges();
+        Ok(())
+    }
+
+    fn update_block_gauges(&self) {
+        let sources = self.sources.read();
+        self.metrics.blocks.set(sources.blocks.len() as i64);
+        self.metrics.block_bytes.set(
+            sources
+                .blocks
+                .iter()
+                .map(|b| b.meta.data_bytes as i64)
+                .sum(),
+        );
     }
 }

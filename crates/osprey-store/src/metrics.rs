@@ -12,6 +12,11 @@ pub struct StoreMetrics {
     pub wal_fsyncs: Counter,
     pub head_spans: Gauge,
     pub head_traces: Gauge,
+    pub blocks: Gauge,
+    pub block_bytes: Gauge,
+    pub cuts: Counter,
+    pub retention_deletions: Counter,
+    pub object_requests: Counter,
 }
 
 impl StoreMetrics {
@@ -33,13 +38,38 @@ impl StoreMetrics {
         );
         registry.register(
             "osprey_head_spans",
-            "Spans indexed in the in-memory head",
+            "Spans in the in-memory head (not yet in a block)",
             self.head_spans.clone(),
         );
         registry.register(
             "osprey_head_traces",
-            "Traces indexed in the in-memory head",
+            "Traces in the in-memory head (a trace cut across generations counts in each)",
             self.head_traces.clone(),
+        );
+        registry.register(
+            "osprey_blocks",
+            "Blocks of the tenant in the store",
+            self.blocks.clone(),
+        );
+        registry.register(
+            "osprey_block_bytes",
+            "Bytes of the Parquet files of the tenant's blocks",
+            self.block_bytes.clone(),
+        );
+        registry.register(
+            "osprey_block_cuts",
+            "Head generations written into blocks",
+            self.cuts.clone(),
+        );
+        registry.register(
+            "osprey_retention_deleted_blocks",
+            "Blocks deleted for being past retention",
+            self.retention_deletions.clone(),
+        );
+        registry.register(
+            "osprey_object_store_requests",
+            "Requests made to the block store (gets, range reads, puts, lists, deletes)",
+            self.object_requests.clone(),
         );
     }
 }

@@ -5,7 +5,7 @@ use std::io::Write;
 use bytes::Bytes;
 use osprey_model::otlp::{ExportTraceServiceRequest, Resource, ResourceSpans, ScopeSpans, Span};
 use osprey_model::TraceId;
-use osprey_store::{Store, WalOptions};
+use osprey_store::{Store, StoreOptions};
 use prost::Message;
 
 fn request(trace: u8, spans: u8) -> ExportTraceServiceRequest {
@@ -42,28 +42,75 @@ async fn append(store: &Store, request: &ExportTraceServiceRequest) {
 async fn acknowledged_records_survive_reopen_and_read_back() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (store, _) = Store::open(dir.path(), WalOptions::default()).unwrap();
+        let (store, _) = Store::open(dir.path(), StoreOptions::default())
+            .await
+            .unwrap();
         append(&store, &request(1, 3)).await;
         append(&store, &request(2, 2)).await;
     }
-    let (store, report) = Store::open(dir.path(), WalOptions::default()).unwrap();
-    assert_eq!(report.records, 2);
-    assert!(report.damaged.is_empty());
-    let head = store.head();
-    assert_eq!(head.span_count(), 5);
-    let trace = head.trace(&TraceId([1; 16])).unwrap();
-    assert_eq!(trace.span_count, 3);
-    assert_eq!(head.spans(trace).count(), 3);
-    let first = head.spans(trace).next().unwrap();
-    let back = store.read_record(head.record(first.record)).unwrap();
-    assert_eq!(back, request(1, 3));
+    let (store, report) = Store::open(dir.path(), StoreOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.replay.records, 2);
+    assert!(report.replay.damaged.is_empty());
+    assert_eq!(store.head_span_count(), 5);
+    assert_eq!(trace_of(&store, 1), request(1, 3).resource_spans);
+}
+
+/// Trace `id` as the store's sources hold it, pieces in source order.
+fn trace_of(store: &Store, id: u8) -> Vec<ResourceSpans> {
+    store
+        .sources()
+        .iter()
+        .flat_map(|s| s.trace(&TraceId([id; 16])).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cut_moves_the_head_into_a_block_and_a_restart_replays_only_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal_dir = dir.path().join("wal");
+    let saved = tempfile::tempdir().unwrap();
+    {
+        let (store, _) = Store::open(dir.path(), StoreOptions::default())
+            .await
+            .unwrap();
+        append(&store, &request(1, 3)).await;
+        // Keep a copy of the log as it was before the cut, as if the cut's removal never happened.
+        for entry in std::fs::read_dir(&wal_dir).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, saved.path().join(path.file_name().unwrap())).unwrap();
+        }
+        store.flush().await.unwrap();
+        assert_eq!(store.head_span_count(), 0);
+        assert_eq!(store.blocks().len(), 1);
+        append(&store, &request(2, 2)).await;
+        let trace = tokio::task::block_in_place(|| trace_of(&store, 1));
+        assert_eq!(trace, request(1, 3).resource_spans);
+    }
+    // A crash between the block's meta and the log's removal: the old segments are back.
+    for entry in std::fs::read_dir(saved.path()).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, wal_dir.join(path.file_name().unwrap())).unwrap();
+    }
+    let (store, report) = Store::open(dir.path(), StoreOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.blocks, 1);
+    assert_eq!(report.replay.segments_in_blocks, 1);
+    assert_eq!(store.head_span_count(), 2, "only trace 2 is replayed");
+    let (one, two) = tokio::task::block_in_place(|| (trace_of(&store, 1), trace_of(&store, 2)));
+    assert_eq!(one, request(1, 3).resource_spans, "once, from the block");
+    assert_eq!(two, request(2, 2).resource_spans);
 }
 
 #[tokio::test]
 async fn a_torn_tail_is_cut_and_reported() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (store, _) = Store::open(dir.path(), WalOptions::default()).unwrap();
+        let (store, _) = Store::open(dir.path(), StoreOptions::default())
+            .await
+            .unwrap();
         append(&store, &request(1, 1)).await;
         append(&store, &request(2, 1)).await;
     }
@@ -76,7 +123,7 @@ async fn a_torn_tail_is_cut_and_reported() {
     segments.sort();
     let first = segments
         .iter()
-        .find(|p| std::fs::metadata(p).unwrap().len() > 0)
+        .find(|p| std::fs::metadata(p).unwrap().len() > 8)
         .unwrap();
     std::fs::OpenOptions::new()
         .append(true)
@@ -84,15 +131,19 @@ async fn a_torn_tail_is_cut_and_reported() {
         .unwrap()
         .write_all(&[0x10, 0, 0, 0, 1, 2, 3])
         .unwrap();
-    let (store, report) = Store::open(dir.path(), WalOptions::default()).unwrap();
-    assert_eq!(report.records, 2);
-    assert_eq!(report.damaged.len(), 1);
-    assert_eq!(report.damaged[0].bytes_cut, 7);
-    assert_eq!(store.head().span_count(), 2);
+    let (store, report) = Store::open(dir.path(), StoreOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.replay.records, 2);
+    assert_eq!(report.replay.damaged.len(), 1);
+    assert_eq!(report.replay.damaged[0].bytes_cut, 7);
+    assert_eq!(store.head_span_count(), 2);
     // And the cut log keeps working.
     append(&store, &request(3, 1)).await;
     drop(store);
-    let (store, report) = Store::open(dir.path(), WalOptions::default()).unwrap();
-    assert!(report.damaged.is_empty());
-    assert_eq!(store.head().span_count(), 3);
+    let (store, report) = Store::open(dir.path(), StoreOptions::default())
+        .await
+        .unwrap();
+    assert!(report.replay.damaged.is_empty());
+    assert_eq!(store.head_span_count(), 3);
 }

@@ -1,9 +1,11 @@
-//! The `osprey` binary: `serve` (the default), `trace`, and `bench`.
+//! The `osprey` binary: `serve` (the default), `trace`, `blocks` and `bench`.
 
 mod bench;
+mod blocks;
 mod client;
 mod serve;
 mod trace_tree;
+mod units;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +32,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Print one trace as an indented tree: service, operation, start offset, duration, a bar, errors.
     Trace(trace_tree::TraceArgs),
+    /// List the blocks in the store: time range, spans, traces, bytes.
+    Blocks(blocks::BlocksArgs),
     /// Measure Osprey on this machine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -50,6 +54,7 @@ fn main() -> anyhow::Result<()> {
         None => runtime.block_on(serve::run(cli.serve)),
         Some(Command::Serve(args)) => runtime.block_on(serve::run(args)),
         Some(Command::Trace(args)) => runtime.block_on(trace_tree::run(args)),
+        Some(Command::Blocks(args)) => runtime.block_on(blocks::run(args)),
         Some(Command::Bench(command)) => runtime.block_on(bench::run(command)),
     }
 }

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::serve::ListenerExt;
@@ -15,7 +15,9 @@ use osprey_api::{ApiMetrics, ApiState};
 use osprey_ingest::otlp_grpc::TraceService;
 use osprey_ingest::{Ingester, Limits};
 use osprey_query::Query;
-use osprey_store::{FsyncPolicy, Store, WalOptions};
+use osprey_store::{FsyncPolicy, Store, StoreOptions, WalOptions};
+
+use crate::units::{parse_duration, parse_size};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Fsync {
@@ -61,22 +63,59 @@ pub struct ServeArgs {
     /// --max-request-bytes it bounds the memory of bodies being received.
     #[arg(long, env = "OSPREY_MAX_CONCURRENT_REQUESTS", default_value_t = 64)]
     pub max_concurrent_requests: usize,
+    /// Where blocks are kept: a directory, or a URL (s3://bucket/prefix, gs://bucket/prefix,
+    /// az://container/prefix). Default: blocks/ in the data directory.
+    #[arg(long, env = "OSPREY_STORAGE")]
+    pub storage: Option<String>,
+    /// Cut the head into a block once it is this old (default 5m).
+    #[arg(long, env = "OSPREY_MAX_BLOCK_DURATION", value_parser = parse_duration)]
+    pub max_block_duration: Option<Duration>,
+    /// …or once its log records reach this size (default 128MiB), whichever comes first.
+    #[arg(long, env = "OSPREY_MAX_BLOCK_BYTES", value_parser = parse_size)]
+    pub max_block_bytes: Option<u64>,
+    /// Delete blocks whose newest span ended longer ago than this (default 14d).
+    #[arg(long, env = "OSPREY_RETENTION", value_parser = parse_duration)]
+    pub retention: Option<Duration>,
+    /// Read the block list from the store again this often, to see blocks other servers wrote
+    /// (default 30s).
+    #[arg(long, env = "OSPREY_BLOCK_LIST_INTERVAL", value_parser = parse_duration)]
+    pub block_list_interval: Option<Duration>,
+}
+
+impl ServeArgs {
+    /// The store's options: what was given, the store's defaults for the rest.
+    pub fn store_options(&self) -> StoreOptions {
+        let defaults = StoreOptions::default();
+        StoreOptions {
+            wal: WalOptions {
+                fsync: match self.fsync {
+                    Fsync::Always => FsyncPolicy::Always,
+                    Fsync::Interval => {
+                        FsyncPolicy::Interval(Duration::from_millis(self.fsync_interval_ms))
+                    }
+                },
+                segment_bytes: self.wal_segment_bytes,
+                queue_len: self.wal_queue,
+            },
+            storage: self.storage.clone(),
+            max_block_duration: self
+                .max_block_duration
+                .unwrap_or(defaults.max_block_duration),
+            max_block_bytes: self.max_block_bytes.unwrap_or(defaults.max_block_bytes),
+            retention: self.retention.unwrap_or(defaults.retention),
+            block_list_interval: self
+                .block_list_interval
+                .unwrap_or(defaults.block_list_interval),
+        }
+    }
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let wal_options = WalOptions {
-        fsync: match args.fsync {
-            Fsync::Always => FsyncPolicy::Always,
-            Fsync::Interval => FsyncPolicy::Interval(Duration::from_millis(args.fsync_interval_ms)),
-        },
-        segment_bytes: args.wal_segment_bytes,
-        queue_len: args.wal_queue,
-    };
-    let data_dir = args.data_dir.clone();
-    let (store, report) = tokio::task::spawn_blocking(move || Store::open(&data_dir, wal_options))
-        .await?
+    let opened = Instant::now();
+    let (store, report) = Store::open(&args.data_dir, args.store_options())
+        .await
         .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
-    for damage in &report.damaged {
+    for damage in &report.replay.damaged {
         tracing::warn!(
             segment = damage.segment,
             offset = damage.offset,
@@ -85,14 +124,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             "cut a damaged write-ahead log tail"
         );
     }
+    if !report.incomplete_blocks.is_empty() {
+        tracing::warn!(
+            blocks = ?report.incomplete_blocks,
+            "block directories without meta.json (cuts that did not finish) are ignored"
+        );
+    }
     tracing::info!(
         data_dir = %args.data_dir.display(),
-        segments = report.segments,
-        records = report.records,
-        spans = store.head().span_count(),
-        "write-ahead log replayed"
+        storage = %store.storage().description,
+        blocks = report.blocks,
+        segments = report.replay.segments,
+        segments_in_blocks = report.replay.segments_in_blocks,
+        records = report.replay.records,
+        head_spans = store.head_span_count(),
+        seconds = opened.elapsed().as_secs_f64(),
+        "store opened"
     );
     let store = Arc::new(store);
+    tokio::spawn(store.clone().run_maintenance());
     let ingester = Arc::new(Ingester::new(
         store.clone(),
         Limits {

@@ -4,6 +4,9 @@
 //! records. One writer thread owns the active segment and commits in groups: it takes every append that
 //! is waiting, writes them in one `write`, syncs once, then acknowledges them all, so an fsync's cost is
 //! shared by all concurrent clients. On open, existing segments are replayed and a damaged tail is cut.
+//!
+//! When a head generation is cut, the log is rotated: the generation owns every segment before the new
+//! one, and they are removed once its block is durable.
 
 mod record;
 mod replay;
@@ -23,7 +26,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use crate::metrics::StoreMetrics;
-pub use replay::{Damage, ReplayReport};
+pub use replay::{read_segments, Damage, ReplayReport};
 
 /// When appended records are made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +80,13 @@ pub enum AppendError {
     Closed,
 }
 
+/// What the writer thread is asked to do, in order.
+enum Command {
+    Append(Pending),
+    /// Close the active segment and start the next; answers the new segment's number.
+    Rotate(oneshot::Sender<io::Result<u64>>),
+}
+
 struct Pending {
     payload: Bytes,
     ack: oneshot::Sender<Result<RecordLocation, AppendError>>,
@@ -84,7 +94,7 @@ struct Pending {
 
 pub struct Wal {
     dir: PathBuf,
-    queue: mpsc::SyncSender<Pending>,
+    queue: mpsc::SyncSender<Command>,
     readers: Mutex<HashMap<u64, Arc<File>>>,
 }
 
@@ -93,18 +103,26 @@ fn segment_path(dir: &Path, segment: u64) -> PathBuf {
 }
 
 impl Wal {
-    /// Opens (creating if needed) the log in `dir`, hands every intact record to `on_record` in write
-    /// order, cuts damaged tails, and starts the writer on a fresh segment.
+    /// Opens (creating if needed) the log in `dir`, deletes the segments up to `in_blocks_through`
+    /// (blocks hold them), hands every intact record of the rest to `on_record` in write order, cuts
+    /// damaged tails, and starts the writer on a fresh segment.
     pub fn open(
         dir: &Path,
         options: WalOptions,
         metrics: StoreMetrics,
+        in_blocks_through: u64,
         on_record: impl FnMut(RecordLocation, &[u8]),
     ) -> io::Result<(Wal, ReplayReport)> {
         std::fs::create_dir_all(dir)?;
-        let report = replay::replay(dir, on_record)?;
+        let report = replay::replay(dir, in_blocks_through, on_record)?;
         let (queue, pending) = mpsc::sync_channel(options.queue_len.max(1));
-        writer::start(dir, report.last_segment + 1, options, metrics, pending)?;
+        writer::start(
+            dir,
+            report.last_segment.max(in_blocks_through) + 1,
+            options,
+            metrics,
+            pending,
+        )?;
         let wal = Wal {
             dir: dir.to_path_buf(),
             queue,
@@ -122,12 +140,53 @@ impl Wal {
             return Err(AppendError::Empty);
         }
         let (ack, acked) = oneshot::channel();
-        match self.queue.try_send(Pending { payload, ack }) {
+        match self
+            .queue
+            .try_send(Command::Append(Pending { payload, ack }))
+        {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => return Err(AppendError::Full),
             Err(TrySendError::Disconnected(_)) => return Err(AppendError::Closed),
         }
         acked.await.unwrap_or(Err(AppendError::Closed))
+    }
+
+    /// Closes the active segment and starts the next; returns the new segment's number. Every append
+    /// acknowledged before this returns lies in an earlier segment.
+    pub async fn rotate(&self) -> io::Result<u64> {
+        let (reply, answer) = oneshot::channel();
+        let mut command = Command::Rotate(reply);
+        // The queue may be full of appends; a rotation waits its turn rather than failing.
+        loop {
+            match self.queue.try_send(command) {
+                Ok(()) => break,
+                Err(TrySendError::Full(c)) => {
+                    command = c;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    return Err(io::Error::other("the write-ahead log is closed"))
+                }
+            }
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(io::Error::other("the write-ahead log is closed")))
+    }
+
+    /// Deletes the segments numbered `first..end` (their records are in durable blocks).
+    pub fn remove_segments(&self, first: u64, end: u64) -> io::Result<()> {
+        self.readers.lock().retain(|s, _| !(first..end).contains(s));
+        for number in replay::segment_numbers(&self.dir)? {
+            if (first..end).contains(&number) {
+                std::fs::remove_file(segment_path(&self.dir, number))?;
+            }
+        }
+        File::open(&self.dir)?.sync_all()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Reads one record's payload back.

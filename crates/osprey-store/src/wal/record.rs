@@ -1,4 +1,5 @@
-//! The on-disk record format: `[payload length: u32 LE][CRC-32C of payload: u32 LE][payload]`.
+//! The on-disk format. A segment opens with `SEGMENT_MAGIC` and a format version (u32 LE), then holds
+//! records `[payload length: u32 LE][CRC-32 (IEEE) of payload: u32 LE][payload]`.
 //!
 //! Length first so a reader can skip or bound a record before reading it; the checksum catches torn and
 //! corrupted writes, which replay then cuts off.
@@ -6,6 +7,20 @@
 use std::io::{self, Read};
 
 pub const HEADER_LEN: u64 = 8;
+
+/// The first bytes of every segment. As a little-endian length it would be over [`MAX_PAYLOAD`], so
+/// a segment written before segments had a header (records from byte 0) is still told apart.
+pub const SEGMENT_MAGIC: &[u8; 4] = b"OSPW";
+pub const SEGMENT_VERSION: u32 = 1;
+/// Magic and version.
+pub const SEGMENT_HEADER_LEN: u64 = 8;
+
+pub fn segment_header() -> [u8; SEGMENT_HEADER_LEN as usize] {
+    let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
+    header[..4].copy_from_slice(SEGMENT_MAGIC);
+    header[4..].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
+    header
+}
 
 /// Records larger than this are refused on write and treated as corruption on read (a garbage length
 /// must not make replay allocate gigabytes).

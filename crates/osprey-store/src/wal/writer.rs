@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Instant;
 
-use super::record::{header, HEADER_LEN};
-use super::{segment_path, AppendError, FsyncPolicy, Pending, RecordLocation, WalOptions};
+use super::record::{header, segment_header, HEADER_LEN, SEGMENT_HEADER_LEN};
+use super::{segment_path, AppendError, Command, FsyncPolicy, Pending, RecordLocation, WalOptions};
 use crate::metrics::StoreMetrics;
 
 /// How many bytes one group commit gathers at most before writing.
@@ -21,16 +21,18 @@ struct Segment {
 
 impl Segment {
     fn create(dir: &Path, number: u64) -> io::Result<Segment> {
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .create_new(true)
             .append(true)
             .open(segment_path(dir, number))?;
+        file.write_all(&segment_header())?;
+        file.sync_data()?;
         // Make the new file's directory entry durable too, or a crash could lose the whole segment.
         File::open(dir)?.sync_all()?;
         Ok(Segment {
             number,
             file,
-            len: 0,
+            len: SEGMENT_HEADER_LEN,
         })
     }
 }
@@ -50,7 +52,7 @@ pub(super) fn start(
     first_segment: u64,
     options: WalOptions,
     metrics: StoreMetrics,
-    pending: Receiver<Pending>,
+    pending: Receiver<Command>,
 ) -> io::Result<()> {
     let segment = Segment::create(dir, first_segment)?;
     let mut writer = Writer {
@@ -68,17 +70,17 @@ pub(super) fn start(
 }
 
 impl Writer {
-    fn run(&mut self, pending: Receiver<Pending>) {
+    fn run(&mut self, pending: Receiver<Command>) {
         let mut group: Vec<Pending> = Vec::new();
         let mut buf: Vec<u8> = Vec::new();
         loop {
-            let first = match self.options.fsync {
+            let command = match self.options.fsync {
                 FsyncPolicy::Always => match pending.recv() {
-                    Ok(p) => p,
+                    Ok(c) => c,
                     Err(_) => return,
                 },
                 FsyncPolicy::Interval(interval) => match pending.recv_timeout(interval) {
-                    Ok(p) => p,
+                    Ok(c) => c,
                     Err(RecvTimeoutError::Timeout) => {
                         self.sync_if_due();
                         continue;
@@ -89,18 +91,32 @@ impl Writer {
                     }
                 },
             };
-            let mut bytes = first.payload.len();
-            group.push(first);
-            while bytes < GROUP_BYTES {
-                match pending.try_recv() {
-                    Ok(p) => {
-                        bytes += p.payload.len();
-                        group.push(p);
+            let mut rotate = None;
+            match command {
+                Command::Append(first) => {
+                    let mut bytes = first.payload.len();
+                    group.push(first);
+                    while bytes < GROUP_BYTES {
+                        match pending.try_recv() {
+                            Ok(Command::Append(p)) => {
+                                bytes += p.payload.len();
+                                group.push(p);
+                            }
+                            // Commit what came before, then rotate: order is kept.
+                            Ok(Command::Rotate(reply)) => {
+                                rotate = Some(reply);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
                     }
-                    Err(_) => break,
+                    self.commit(&mut group, &mut buf);
                 }
+                Command::Rotate(reply) => rotate = Some(reply),
             }
-            self.commit(&mut group, &mut buf);
+            if let Some(reply) = rotate {
+                let _ = reply.send(self.rotate().map(|()| self.segment.number));
+            }
             self.sync_if_due();
         }
     }
@@ -110,7 +126,9 @@ impl Writer {
             .iter()
             .map(|p| HEADER_LEN + p.payload.len() as u64)
             .sum();
-        if self.segment.len > 0 && self.segment.len + group_len > self.options.segment_bytes {
+        if self.segment.len > SEGMENT_HEADER_LEN
+            && self.segment.len + group_len > self.options.segment_bytes
+        {
             if let Err(e) = self.rotate() {
                 fail(group, &e);
                 return;

@@ -12,7 +12,7 @@ use prost::Message;
 use osprey_model::otlp::ExportTraceServiceRequest;
 use osprey_model::TraceId;
 use osprey_query::{Query, TraceQuery};
-use osprey_store::{FsyncPolicy, Store, WalOptions};
+use osprey_store::{FsyncPolicy, Store, StoreOptions, WalOptions};
 
 use super::report::{percentile, thousands};
 use super::tracegen::{self, Shape};
@@ -46,6 +46,9 @@ pub struct QueryArgs {
     seconds: u64,
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Cut everything into blocks before measuring (queries then read Parquet, not the head).
+    #[arg(long)]
+    blocks: bool,
 }
 
 /// A data directory that is removed afterwards unless the user named it.
@@ -100,15 +103,18 @@ pub async fn wal(args: WalArgs) -> anyhow::Result<()> {
     };
     let requests = Arc::new(generate(64, shape));
     let dir = BenchDir::new(args.data_dir, "wal");
-    let options = WalOptions {
-        fsync: if args.relaxed {
-            FsyncPolicy::Interval(Duration::from_millis(100))
-        } else {
-            FsyncPolicy::Always
+    let options = StoreOptions {
+        wal: WalOptions {
+            fsync: if args.relaxed {
+                FsyncPolicy::Interval(Duration::from_millis(100))
+            } else {
+                FsyncPolicy::Always
+            },
+            ..WalOptions::default()
         },
-        ..WalOptions::default()
+        ..StoreOptions::default()
     };
-    let (store, _) = Store::open(&dir.path, options)?;
+    let (store, _) = Store::open(&dir.path, options).await?;
     let store = Arc::new(store);
     println!(
         "WAL append: {} appenders, {}-span records of {} bytes, fsync {}",
@@ -202,11 +208,14 @@ pub async fn query(args: QueryArgs) -> anyhow::Result<()> {
     };
     let requests = generate(args.spans.div_ceil(shape.spans_per_request), shape);
     let dir = BenchDir::new(args.data_dir, "query");
-    let options = WalOptions {
-        fsync: FsyncPolicy::Interval(Duration::from_secs(1)),
-        ..WalOptions::default()
+    let options = StoreOptions {
+        wal: WalOptions {
+            fsync: FsyncPolicy::Interval(Duration::from_secs(1)),
+            ..WalOptions::default()
+        },
+        ..StoreOptions::default()
     };
-    let (store, _) = Store::open(&dir.path, options)?;
+    let (store, _) = Store::open(&dir.path, options).await?;
     let loading = Instant::now();
     for (request, bytes) in &requests {
         store.append(request, bytes.clone()).await?;
@@ -221,10 +230,23 @@ pub async fn query(args: QueryArgs) -> anyhow::Result<()> {
         .collect();
     println!(
         "loaded {} spans in {} traces in {:.2} s",
-        thousands(store.head().span_count()),
+        thousands(store.head_span_count()),
         thousands(traces.len() as u64),
         loading.elapsed().as_secs_f64()
     );
+    if args.blocks {
+        let cutting = Instant::now();
+        store.flush().await?;
+        let blocks = store.blocks();
+        println!(
+            "cut into {} block(s) in {:.2} s: {} bytes of Parquet, {:.1} bytes a span",
+            blocks.len(),
+            cutting.elapsed().as_secs_f64(),
+            thousands(blocks.iter().map(|b| b.meta.data_bytes).sum()),
+            blocks.iter().map(|b| b.meta.data_bytes).sum::<u64>() as f64
+                / blocks.iter().map(|b| b.meta.span_count).sum::<u64>().max(1) as f64
+        );
+    }
     let query = Query::new(Arc::new(store));
     let seconds = args.seconds;
     tokio::task::spawn_blocking(move || {
@@ -266,10 +288,10 @@ pub async fn query(args: QueryArgs) -> anyhow::Result<()> {
         )?;
         let ids = query.search(&by_service)?;
         measure("summaries of 20 traces", seconds, |_| {
-            Ok(query.summaries(&ids).len())
+            Ok(query.summaries(&ids)?.len())
         })?;
         measure("service graph over every span", seconds, |_| {
-            Ok(query.service_graph(0, u64::MAX).edges.len())
+            Ok(query.service_graph(0, u64::MAX)?.edges.len())
         })?;
         let end = u64::MAX / 2;
         measure(
@@ -277,7 +299,7 @@ pub async fn query(args: QueryArgs) -> anyhow::Result<()> {
             seconds,
             |_| {
                 Ok(query
-                    .red("service-3", None, 0, end, end / 60)
+                    .red("service-3", None, 0, end, end / 60)?
                     .operations
                     .len())
             },

@@ -1,0 +1,185 @@
+//! Blocks: immutable Parquet files of spans (one row per span, sorted by trace id then start time),
+//! each with a trace-id index and a meta beside it. docs/format.md gives every byte and column.
+//!
+//! - [`write::BlockBuilder`] turns spans into a block;
+//! - [`Block`] opens one from the object store and is a [`SpanSource`](crate::SpanSource).
+
+mod columns;
+pub mod meta;
+mod object_reader;
+mod read;
+pub mod schema;
+mod source;
+pub mod trace_index;
+pub mod write;
+
+use std::io;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use futures::TryStreamExt;
+use parking_lot::Mutex;
+use parquet::arrow::arrow_reader::{
+    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter,
+};
+use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
+use parquet::file::metadata::PageIndexPolicy;
+
+use object_reader::ObjectReader;
+use tokio::runtime::Handle;
+
+use osprey_model::TraceId;
+
+use crate::objects::{ObjectStorage, DATA_FILE, INDEX_FILE, META_FILE};
+pub use meta::BlockMeta;
+use schema::{col, SCHEMA};
+use trace_index::TraceIndex;
+
+pub(crate) fn io_error(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+/// A complete block, opened: its meta and trace-id index in memory, its Parquet footer (with the page
+/// index) loaded on first use.
+pub struct Block {
+    pub meta: BlockMeta,
+    index: TraceIndex,
+    storage: Arc<ObjectStorage>,
+    reader: Mutex<Option<ArrowReaderMetadata>>,
+    runtime: Handle,
+}
+
+/// What a read asks of a block's Parquet file.
+#[derive(Default)]
+struct Read<'a> {
+    /// Top-level columns to read; `None` for all.
+    columns: Option<&'a [&'a str]>,
+    row_groups: Option<Vec<usize>>,
+    /// Only the rows of this trace.
+    trace: Option<TraceId>,
+}
+
+impl Block {
+    /// Opens block `id` of `tenant`; `Ok(None)` when it has no meta (incomplete, or being deleted).
+    pub async fn open(
+        storage: Arc<ObjectStorage>,
+        tenant: &str,
+        id: &str,
+    ) -> io::Result<Option<Block>> {
+        let meta = match storage
+            .get(&storage.block_file(tenant, id, META_FILE))
+            .await
+        {
+            Ok(bytes) => bytes,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(io_error(e)),
+        };
+        let meta: BlockMeta = serde_json::from_slice(&meta)
+            .map_err(|e| io_error(format!("block {id}: meta.json: {e}")))?;
+        if meta.format_version != meta::FORMAT_VERSION {
+            return Err(io_error(format!(
+                "block {id}: format version {} is not supported (this build reads {})",
+                meta.format_version,
+                meta::FORMAT_VERSION
+            )));
+        }
+        let index = storage
+            .get(&storage.block_file(tenant, id, INDEX_FILE))
+            .await
+            .map_err(io_error)?;
+        let index = TraceIndex::decode(&index).map_err(|e| io_error(format!("block {id}: {e}")))?;
+        Ok(Some(Block {
+            meta,
+            index,
+            storage,
+            reader: Mutex::new(None),
+            runtime: Handle::current(),
+        }))
+    }
+
+    /// A block just written, from what was uploaded (no need to read it back).
+    pub fn from_parts(
+        meta: BlockMeta,
+        index: &[u8],
+        storage: Arc<ObjectStorage>,
+    ) -> io::Result<Block> {
+        Ok(Block {
+            index: TraceIndex::decode(index).map_err(io_error)?,
+            meta,
+            storage,
+            reader: Mutex::new(None),
+            runtime: Handle::current(),
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.meta.block_id
+    }
+
+    fn data_reader(&self) -> ObjectReader {
+        ObjectReader {
+            store: self.storage.store(),
+            path: self
+                .storage
+                .block_file(&self.meta.tenant, &self.meta.block_id, DATA_FILE),
+            size: self.meta.data_bytes,
+            requests: self.storage.requests.clone(),
+        }
+    }
+
+    async fn reader_metadata(&self) -> io::Result<ArrowReaderMetadata> {
+        if let Some(m) = self.reader.lock().clone() {
+            return Ok(m);
+        }
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+        let loaded = ArrowReaderMetadata::load_async(&mut self.data_reader(), options)
+            .await
+            .map_err(io_error)?;
+        *self.reader.lock() = Some(loaded.clone());
+        Ok(loaded)
+    }
+
+    async fn read_async(&self, read: Read<'_>) -> io::Result<Vec<RecordBatch>> {
+        let metadata = self.reader_metadata().await?;
+        let parquet_schema = metadata.metadata().file_metadata().schema_descr_ptr();
+        let mut builder =
+            ParquetRecordBatchStreamBuilder::new_with_metadata(self.data_reader(), metadata)
+                .with_batch_size(write::ROW_GROUP_ROWS);
+        if let Some(columns) = read.columns {
+            let roots = columns
+                .iter()
+                .map(|c| SCHEMA.index_of(c).map_err(io_error))
+                .collect::<io::Result<Vec<_>>>()?;
+            builder = builder.with_projection(ProjectionMask::roots(&parquet_schema, roots));
+        }
+        if let Some(groups) = read.row_groups {
+            builder = builder.with_row_groups(groups);
+        }
+        if let Some(trace) = read.trace {
+            let id_column = SCHEMA.index_of(col::TRACE_ID).map_err(io_error)?;
+            let predicate = ArrowPredicateFn::new(
+                ProjectionMask::roots(&parquet_schema, [id_column]),
+                move |batch: RecordBatch| {
+                    use arrow_array::cast::AsArray;
+                    let ids = batch.column(0).as_binary::<i32>();
+                    Ok(ids
+                        .iter()
+                        .map(|id| Some(id == Some(&trace.0[..])))
+                        .collect())
+                },
+            );
+            builder = builder.with_row_filter(RowFilter::new(vec![Box::new(predicate)]));
+        }
+        builder
+            .build()
+            .map_err(io_error)?
+            .try_collect()
+            .await
+            .map_err(io_error)
+    }
+
+    /// Reads from a thread that may block (the query engine's), on the runtime that opened the block.
+    fn read(&self, read: Read<'_>) -> io::Result<Vec<RecordBatch>> {
+        self.runtime.block_on(self.read_async(read))
+    }
+}

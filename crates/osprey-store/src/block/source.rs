@@ -1,0 +1,362 @@
+//! A block as a span source: prune by meta and by the trace-id index, then read only the columns and
+//! row groups a question needs.
+
+use std::collections::HashMap;
+use std::io;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, UInt64Type};
+use arrow_array::{Array, RecordBatch};
+
+use osprey_model::attributes::value_text;
+use osprey_model::otlp::ResourceSpans;
+use osprey_model::TraceId;
+
+use super::columns::{dedicated_readers, DedicatedReader, KeyValueReader};
+use super::read::RowReader;
+use super::schema::{col, resource_column, span_column, RESOURCE_DEDICATED, SPAN_DEDICATED};
+use super::{Block, Read};
+use crate::source::{overlaps, SpanRef, SpanSource, TraceHit, TraceQuery};
+
+/// What summaries, the service graph and RED read.
+const SPAN_REF_COLUMNS: &[&str] = &[
+    col::TRACE_ID,
+    col::SPAN_ID,
+    col::PARENT_SPAN_ID,
+    col::SERVICE_NAME,
+    col::NAME,
+    col::KIND,
+    col::STATUS_CODE,
+    col::START,
+    col::DURATION,
+    col::TRACE_START,
+    col::TRACE_DURATION,
+];
+
+/// OTLP's `STATUS_CODE_ERROR`.
+const STATUS_ERROR: i32 = 2;
+
+fn low_bits(id: &[u8]) -> u32 {
+    id.get(id.len().saturating_sub(4)..)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u32::from_be_bytes)
+}
+
+/// The span-reference columns of a batch.
+struct SpanRefColumns<'a> {
+    trace_id: &'a arrow_array::BinaryArray,
+    span_id: &'a arrow_array::BinaryArray,
+    parent: &'a arrow_array::BinaryArray,
+    service: &'a arrow_array::StringArray,
+    name: &'a arrow_array::StringArray,
+    kind: &'a arrow_array::Int32Array,
+    status: &'a arrow_array::Int32Array,
+    start: &'a arrow_array::UInt64Array,
+    duration: &'a arrow_array::UInt64Array,
+    trace_start: &'a arrow_array::UInt64Array,
+    trace_duration: &'a arrow_array::UInt64Array,
+}
+
+impl<'a> SpanRefColumns<'a> {
+    fn new(batch: &'a RecordBatch) -> SpanRefColumns<'a> {
+        let c = |name: &str| batch.column_by_name(name).expect(name);
+        SpanRefColumns {
+            trace_id: c(col::TRACE_ID).as_binary::<i32>(),
+            span_id: c(col::SPAN_ID).as_binary::<i32>(),
+            parent: c(col::PARENT_SPAN_ID).as_binary::<i32>(),
+            service: c(col::SERVICE_NAME).as_string::<i32>(),
+            name: c(col::NAME).as_string::<i32>(),
+            kind: c(col::KIND).as_primitive::<Int32Type>(),
+            status: c(col::STATUS_CODE).as_primitive::<Int32Type>(),
+            start: c(col::START).as_primitive::<UInt64Type>(),
+            duration: c(col::DURATION).as_primitive::<UInt64Type>(),
+            trace_start: c(col::TRACE_START).as_primitive::<UInt64Type>(),
+            trace_duration: c(col::TRACE_DURATION).as_primitive::<UInt64Type>(),
+        }
+    }
+
+    fn span(&self, row: usize) -> SpanRef<'a> {
+        let parent = self.parent.value(row);
+        SpanRef {
+            id_low: low_bits(self.span_id.value(row)),
+            parent_low: low_bits(parent),
+            service: self.service.value(row),
+            name: self.name.value(row),
+            kind: self.kind.value(row).clamp(0, 7) as u8,
+            error: self.status.is_valid(row) && self.status.value(row) == STATUS_ERROR,
+            root: parent.iter().all(|b| *b == 0),
+            start_ns: self.start.value(row),
+            duration_ns: self.duration.value(row),
+        }
+    }
+
+    fn trace_id(&self, row: usize) -> TraceId {
+        TraceId::from_bytes(self.trace_id.value(row)).unwrap_or(TraceId([0; 16]))
+    }
+}
+
+/// Attribute conditions checked against a batch's span and resource attribute columns.
+struct AttributeColumns<'a> {
+    span_generic: KeyValueReader<'a>,
+    span_dedicated: Vec<DedicatedReader<'a>>,
+    resource_generic: KeyValueReader<'a>,
+    resource_dedicated: Vec<DedicatedReader<'a>>,
+}
+
+impl AttributeColumns<'_> {
+    fn has(&self, row: usize, key: &str, value: &str) -> bool {
+        let in_generic = |reader: &KeyValueReader| {
+            reader.row(row).iter().any(|kv| {
+                kv.key == key
+                    && kv
+                        .value
+                        .as_ref()
+                        .and_then(|v| v.value.as_ref())
+                        .is_some_and(|v| value_text(v) == value)
+            })
+        };
+        let in_dedicated = |readers: &[DedicatedReader]| {
+            readers
+                .iter()
+                .any(|d| d.key() == key && d.text(row).as_deref() == Some(value))
+        };
+        in_dedicated(&self.span_dedicated)
+            || in_generic(&self.span_generic)
+            || in_dedicated(&self.resource_dedicated)
+            || in_generic(&self.resource_generic)
+    }
+}
+
+impl Block {
+    /// Row groups whose span start times can overlap `[start, end]`, from the footer's statistics.
+    fn row_groups_starting_in(&self, start: u64, end: u64) -> io::Result<Vec<usize>> {
+        let metadata = self.runtime.block_on(self.reader_metadata())?;
+        Ok(metadata
+            .metadata()
+            .row_groups()
+            .iter()
+            .enumerate()
+            .filter(|(_, group)| {
+                let span_starts = group
+                    .columns()
+                    .iter()
+                    .find(|c| c.column_path().string() == col::START)
+                    .and_then(|c| c.statistics())
+                    .and_then(|s| match s {
+                        // Unsigned 64-bit values are stored as INT64; times fit in 63 bits.
+                        parquet::file::statistics::Statistics::Int64(s) => {
+                            Some((*s.min_opt()? as u64, *s.max_opt()? as u64))
+                        }
+                        _ => None,
+                    });
+                span_starts.is_none_or(|range| overlaps(range, (start, end)))
+            })
+            .map(|(i, _)| i)
+            .collect())
+    }
+
+    fn could_match(&self, query: &TraceQuery) -> bool {
+        let meta = &self.meta;
+        overlaps(
+            (meta.start_unix_nano, meta.end_unix_nano),
+            query.start_range(),
+        ) && query
+            .service
+            .as_ref()
+            .is_none_or(|s| meta.services.iter().any(|m| m == s))
+            && query.operation.as_ref().is_none_or(|o| {
+                meta.operations.iter().any(|op| {
+                    &op.name == o && query.service.as_ref().is_none_or(|s| &op.service == s)
+                })
+            })
+    }
+}
+
+impl SpanSource for Block {
+    fn time_range(&self) -> Option<(u64, u64)> {
+        (self.meta.span_count > 0).then_some((self.meta.start_unix_nano, self.meta.end_unix_nano))
+    }
+
+    fn trace(&self, id: &TraceId) -> io::Result<Vec<ResourceSpans>> {
+        if !self.index.may_contain(id) {
+            return Ok(Vec::new());
+        }
+        let row_groups = self.index.row_groups_for(id);
+        if row_groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        let batches = self.read(Read {
+            row_groups: Some(row_groups),
+            trace: Some(*id),
+            ..Default::default()
+        })?;
+        let mut out = Vec::new();
+        for batch in &batches {
+            out.extend(RowReader::new(batch).resource_spans(0..batch.num_rows()));
+        }
+        Ok(out)
+    }
+
+    fn trace_spans(&self, id: &TraceId, f: &mut dyn FnMut(&SpanRef)) -> io::Result<()> {
+        if !self.index.may_contain(id) {
+            return Ok(());
+        }
+        let row_groups = self.index.row_groups_for(id);
+        if row_groups.is_empty() {
+            return Ok(());
+        }
+        let batches = self.read(Read {
+            columns: Some(SPAN_REF_COLUMNS),
+            row_groups: Some(row_groups),
+            trace: Some(*id),
+        })?;
+        for batch in &batches {
+            let columns = SpanRefColumns::new(batch);
+            for row in 0..batch.num_rows() {
+                f(&columns.span(row));
+            }
+        }
+        Ok(())
+    }
+
+    fn search(&self, query: &TraceQuery) -> io::Result<Vec<TraceHit>> {
+        if query.limit == 0 || !self.could_match(query) {
+            return Ok(Vec::new());
+        }
+        let (start, end) = query.start_range();
+        let (min_duration, max_duration) = query.duration_range();
+        let mut columns: Vec<&str> = SPAN_REF_COLUMNS.to_vec();
+        let dedicated_span: Vec<String> =
+            SPAN_DEDICATED.iter().map(|(k, _)| span_column(k)).collect();
+        let dedicated_resource: Vec<String> = RESOURCE_DEDICATED
+            .iter()
+            .map(|(k, _)| resource_column(k))
+            .collect();
+        if !query.attributes.is_empty() {
+            columns.push(col::ATTRIBUTES);
+            columns.push(col::RESOURCE_ATTRIBUTES);
+            columns.extend(dedicated_span.iter().map(String::as_str));
+            columns.extend(dedicated_resource.iter().map(String::as_str));
+        }
+        let batches = self.read(Read {
+            columns: Some(&columns),
+            row_groups: Some(self.row_groups_starting_in(start, end)?),
+            trace: None,
+        })?;
+        // Newest first by trace start; one hit per trace.
+        let mut hits: HashMap<TraceId, u64> = HashMap::new();
+        for batch in &batches {
+            let refs = SpanRefColumns::new(batch);
+            let attributes = (!query.attributes.is_empty()).then(|| AttributeColumns {
+                span_generic: KeyValueReader::new(
+                    batch.column_by_name(col::ATTRIBUTES).expect("attributes"),
+                ),
+                span_dedicated: dedicated_readers(batch, SPAN_DEDICATED, span_column),
+                resource_generic: KeyValueReader::new(
+                    batch
+                        .column_by_name(col::RESOURCE_ATTRIBUTES)
+                        .expect("resource attributes"),
+                ),
+                resource_dedicated: dedicated_readers(batch, RESOURCE_DEDICATED, resource_column),
+            });
+            for row in 0..batch.num_rows() {
+                let span_start = refs.start.value(row);
+                let duration = refs.duration.value(row);
+                if !(start..=end).contains(&span_start)
+                    || !(min_duration..=max_duration).contains(&duration)
+                    || query
+                        .service
+                        .as_ref()
+                        .is_some_and(|s| refs.service.value(row) != s)
+                    || query
+                        .operation
+                        .as_ref()
+                        .is_some_and(|o| refs.name.value(row) != o)
+                {
+                    continue;
+                }
+                let id = refs.trace_id(row);
+                if hits.contains_key(&id) {
+                    continue;
+                }
+                if let Some(attributes) = &attributes {
+                    if !query
+                        .attributes
+                        .iter()
+                        .all(|(k, v)| attributes.has(row, k, v))
+                    {
+                        continue;
+                    }
+                }
+                hits.insert(id, refs.trace_start.value(row));
+            }
+        }
+        let mut hits: Vec<TraceHit> = hits
+            .into_iter()
+            .map(|(trace_id, start_ns)| TraceHit { trace_id, start_ns })
+            .collect();
+        hits.sort_unstable_by(|a, b| {
+            b.start_ns
+                .cmp(&a.start_ns)
+                .then(a.trace_id.cmp(&b.trace_id))
+        });
+        hits.truncate(query.limit);
+        Ok(hits)
+    }
+
+    fn scan(
+        &self,
+        start_ns: u64,
+        end_ns: u64,
+        f: &mut dyn FnMut(&TraceId, &[SpanRef]),
+    ) -> io::Result<()> {
+        if !overlaps(
+            (self.meta.start_unix_nano, self.meta.end_unix_nano),
+            (start_ns, end_ns),
+        ) {
+            return Ok(());
+        }
+        let batches = self.read(Read {
+            columns: Some(SPAN_REF_COLUMNS),
+            row_groups: Some(self.row_groups_starting_in(start_ns, end_ns)?),
+            trace: None,
+        })?;
+        let mut spans: Vec<SpanRef> = Vec::new();
+        for batch in &batches {
+            let refs = SpanRefColumns::new(batch);
+            let mut row = 0;
+            while row < batch.num_rows() {
+                let id = refs.trace_id.value(row);
+                let run = (row..batch.num_rows())
+                    .take_while(|&r| refs.trace_id.value(r) == id)
+                    .count();
+                let trace_start = refs.trace_start.value(row);
+                let trace_end = trace_start + refs.trace_duration.value(row);
+                if overlaps((trace_start, trace_end), (start_ns, end_ns)) {
+                    spans.clear();
+                    spans.extend((row..row + run).map(|r| refs.span(r)));
+                    f(&refs.trace_id(row), &spans);
+                }
+                row += run;
+            }
+        }
+        Ok(())
+    }
+
+    fn may_hold(&self, id: &TraceId) -> bool {
+        self.index.may_contain(id)
+    }
+
+    fn services(&self) -> Vec<String> {
+        self.meta.services.clone()
+    }
+
+    fn operations(&self, service: &str) -> Vec<(String, u8)> {
+        self.meta
+            .operations
+            .iter()
+            .filter(|o| o.service == service)
+            .map(|o| (o.name.clone(), o.kind))
+            .collect()
+    }
+}
