@@ -21,7 +21,9 @@ from spans import new_trace_id, request, span
 from test_otlp_fields import TRACE_ID, kv
 from test_otlp_fields import request as every_field_request
 
-CUT_FAST = ("--max-block-duration", "1s")
+# The test spans are from 2025: a retention long enough to keep them.
+KEEP = ("--retention", "3650d")
+CUT_FAST = ("--max-block-duration", "1s", *KEEP)
 
 
 def post(server, message):
@@ -137,7 +139,7 @@ def answers(server, trace_ids):
 
 
 def test_queries_answer_the_same_from_the_head_and_from_blocks(start_osprey):
-    server = start_osprey("--max-block-duration", "1h")
+    server = start_osprey("--max-block-duration", "1h", *KEEP)
     sent = send_traces(server)
     before = answers(server, sorted(sent))
     assert len(before["search"]) == 40 and before["dependencies"]["data"]
@@ -154,19 +156,20 @@ def test_duckdb_reads_a_block(start_osprey):
     sent = send_traces(server, traces=25)
     wait_until_in_blocks(server)
     files = str(server.data_dir / "blocks" / "single-tenant" / "blocks" / "*" / "data.parquet")
-    count, traces, duration, services = duckdb.sql(
+    db = duckdb.connect()
+    count, traces, duration, services = db.execute(
         f"select count(*), count(distinct trace_id), sum(duration_nano), count(distinct service_name) "
         f"from read_parquet('{files}')").fetchone()
     assert (count, traces, services) == (25 * 5, 25, 4)
     assert duration == sum(100 + t for t in range(25)) * 1_000_000 + 25 * 4 * 5_000_000
-    roots = duckdb.sql(f"select distinct root_name from read_parquet('{files}')").fetchall()
+    roots = db.execute(f"select distinct root_name from read_parquet('{files}')").fetchall()
     assert roots == [("GET /checkout",)]
     assert set(sent) == {bytes(r[0]).hex() for r in
-                         duckdb.sql(f"select distinct trace_id from read_parquet('{files}')").fetchall()}
+                         db.execute(f"select distinct trace_id from read_parquet('{files}')").fetchall()}
 
 
 def test_sigkill_during_cuts_loses_and_doubles_nothing(start_osprey):
-    server = start_osprey("--max-block-duration", "300ms", "--max-block-bytes", "4KiB")
+    server = start_osprey("--max-block-duration", "300ms", "--max-block-bytes", "4KiB", *KEEP)
     acknowledged = {}
     rng = random.Random(7)
     for cycle in range(6):
@@ -199,7 +202,9 @@ def test_sigkill_during_cuts_loses_and_doubles_nothing(start_osprey):
     for trace_id, spans in acknowledged.items():
         data = server.get(f"/api/traces/{trace_id}").json()["data"]
         assert len(data) == 1 and len(data[0]["spans"]) == spans, trace_id
-    assert sum(b["span_count"] for b in blocks(server)) == 3 * len(acknowledged)
+    # Exports in flight at a kill may be stored without their client hearing so: at most one a client.
+    stored = sum(b["span_count"] for b in blocks(server))
+    assert 3 * len(acknowledged) <= stored <= 3 * (len(acknowledged) + 4 * 6)
 
 
 @pytest.fixture
@@ -232,6 +237,17 @@ def s3(tmp_path, monkeypatch):
         process.wait()
 
 
+def test_retention_deletes_blocks_past_their_age(start_osprey):
+    server = start_osprey("--max-block-duration", "1s")
+    send_traces(server, traces=3)
+    deadline = time.monotonic() + 60
+    while metric(server, "osprey_retention_deleted_blocks") < 1:
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.2)
+    assert metric(server, "osprey_blocks") == 0 and blocks(server) == []
+    assert server.get("/api/services").json()["data"] == []
+
+
 def test_blocks_in_s3_and_a_second_server_reads_them(start_osprey, s3):
     storage = "s3://traces/osprey"
     writer = start_osprey(*CUT_FAST, "--storage", storage)
@@ -242,7 +258,7 @@ def test_blocks_in_s3_and_a_second_server_reads_them(start_osprey, s3):
     assert metric(writer, "osprey_object_store_requests") > 0
     expected = answers(writer, sorted(sent))
     # A server with an empty data directory on the same bucket answers for every trace in it.
-    reader = start_osprey("--storage", storage)
+    reader = start_osprey("--storage", storage, *KEEP)
     assert answers(reader, sorted(sent)) == expected
     for trace_id, spans in sent.items():
         assert len(reader.get(f"/api/traces/{trace_id}").json()["data"][0]["spans"]) == spans

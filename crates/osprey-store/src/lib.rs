@@ -283,18 +283,15 @@ impl Store {
 
     /// Runs cutting, retention and block re-listing until the process ends.
     pub async fn run_maintenance(self: Arc<Self>) {
-        let mut last_retention = Instant::now() - Duration::from_secs(3600);
         let mut last_listing = Instant::now();
         loop {
             tokio::time::sleep(Duration::from_millis(250)).await;
             if let Err(e) = self.cut_if_due().await {
                 tracing::error!(error = %e, "cutting the head into a block failed; will retry");
             }
-            if last_retention.elapsed() >= Duration::from_secs(60) {
-                last_retention = Instant::now();
-                if let Err(e) = self.apply_retention().await {
-                    tracing::error!(error = %e, "applying retention failed; will retry");
-                }
+            // Cheap: it looks at the metas in memory and touches the store only for expired blocks.
+            if let Err(e) = self.apply_retention().await {
+                tracing::error!(error = %e, "applying retention failed; will retry");
             }
             if last_listing.elapsed() >= self.options.block_list_interval {
                 last_listing = Instant::now();
@@ -460,8 +457,17 @@ impl Store {
 
     /// Deletes blocks whose newest span ended before the retention period.
     pub async fn apply_retention(&self) -> io::Result<()> {
-        let _guard = self.maintenance.lock().await;
         let horizon = now_ns().saturating_sub(self.options.retention.as_nanos() as u64);
+        if !self
+            .sources
+            .read()
+            .blocks
+            .iter()
+            .any(|b| b.meta.end_unix_nano < horizon)
+        {
+            return Ok(());
+        }
+        let _guard = self.maintenance.lock().await;
         let expired: Vec<Arc<Block>> = {
             let mut sources = self.sources.write();
             let (expired, kept) = sources
