@@ -80,7 +80,8 @@ impl SpanEntries {
     }
 }
 
-fn low_bits(id: &[u8]) -> u32 {
+/// The low 32 bits of a span id (0 for none): what the head and blocks link parents by.
+pub(crate) fn low_bits(id: &[u8]) -> u32 {
     id.get(id.len().saturating_sub(4)..)
         .and_then(|b| b.try_into().ok())
         .map_or(0, u32::from_be_bytes)

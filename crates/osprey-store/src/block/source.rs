@@ -8,7 +8,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, UInt64Type};
 use arrow_array::{Array, RecordBatch};
 
-use osprey_model::attributes::value_text;
+use osprey_model::attributes;
 use osprey_model::otlp::ResourceSpans;
 use osprey_model::TraceId;
 
@@ -16,6 +16,7 @@ use super::columns::{dedicated_readers, DedicatedReader, KeyValueReader};
 use super::read::RowReader;
 use super::schema::{col, resource_column, span_column, RESOURCE_DEDICATED, SPAN_DEDICATED};
 use super::{Block, Read};
+use crate::head::low_bits;
 use crate::source::{overlaps, SpanRef, SpanSource, TraceHit, TraceQuery};
 
 /// What summaries, the service graph and RED read.
@@ -35,12 +36,6 @@ const SPAN_REF_COLUMNS: &[&str] = &[
 
 /// OTLP's `STATUS_CODE_ERROR`.
 const STATUS_ERROR: i32 = 2;
-
-fn low_bits(id: &[u8]) -> u32 {
-    id.get(id.len().saturating_sub(4)..)
-        .and_then(|b| b.try_into().ok())
-        .map_or(0, u32::from_be_bytes)
-}
 
 /// The span-reference columns of a batch.
 struct SpanRefColumns<'a> {
@@ -105,16 +100,8 @@ struct AttributeColumns<'a> {
 
 impl AttributeColumns<'_> {
     fn has(&self, row: usize, key: &str, value: &str) -> bool {
-        let in_generic = |reader: &KeyValueReader| {
-            reader.row(row).iter().any(|kv| {
-                kv.key == key
-                    && kv
-                        .value
-                        .as_ref()
-                        .and_then(|v| v.value.as_ref())
-                        .is_some_and(|v| value_text(v) == value)
-            })
-        };
+        let in_generic =
+            |reader: &KeyValueReader| attributes::matches(&reader.row(row), key, value);
         let in_dedicated = |readers: &[DedicatedReader]| {
             readers
                 .iter()
