@@ -31,9 +31,10 @@ def post(server, message):
                          headers={"Content-Type": "application/x-protobuf"}, timeout=30)
 
 
-def metric(server, name):
+def metric(server, name, tenant="single-tenant"):
     for line in server.get("/metrics").text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "_total "):
+        if line.split("{")[0].split(" ")[0] in (name, name + "_total") and (
+                "{" not in line or f'tenant="{tenant}"' in line):
             return float(line.split()[-1])
     raise AssertionError(f"no metric {name}")
 
@@ -150,9 +151,12 @@ def test_queries_answer_the_same_from_the_head_and_from_blocks(start_osprey):
     assert answers(server, sorted(sent)) == before
 
 
-def test_duckdb_reads_a_block(start_osprey):
+def test_duckdb_reads_a_block(start_osprey, tmp_path):
     duckdb = pytest.importorskip("duckdb")
-    server = start_osprey(*CUT_FAST)
+    # Settings from a config file this time (every flag is a key).
+    config = tmp_path / "osprey.yaml"
+    config.write_text("max-block-duration: 1s\nretention: 3650d\nmax_block_bytes: 64MiB\n")
+    server = start_osprey("--config", str(config))
     sent = send_traces(server, traces=25)
     wait_until_in_blocks(server)
     files = str(server.data_dir / "blocks" / "single-tenant" / "blocks" / "*" / "data.parquet")
@@ -246,6 +250,56 @@ def test_retention_deletes_blocks_past_their_age(start_osprey):
         time.sleep(0.2)
     assert metric(server, "osprey_blocks") == 0 and blocks(server) == []
     assert server.get("/api/services").json()["data"] == []
+
+
+def test_tenants_see_only_their_own_spans(start_osprey):
+    server = start_osprey(*CUT_FAST)
+    ids = {}
+    for tenant in ("acme", "globex"):
+        trace_id = new_trace_id()
+        ids[tenant] = trace_id.hex()
+        message = request(f"{tenant}-api", [span(trace_id, "GET /", attributes={"team": tenant})])
+        response = requests.post(f"{server.http_url}/v1/traces", data=message.SerializeToString(), timeout=30,
+                                 headers={"Content-Type": "application/x-protobuf", "X-Scope-OrgID": tenant})
+        assert response.status_code == 200, response.text
+    # The SDK's gRPC exporter names its tenant in metadata.
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    provider = TracerProvider(resource=Resource.create({"service.name": "initech-api"}))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(
+        endpoint=server.grpc_endpoint, insecure=True, headers=(("x-scope-orgid", "initech"),))))
+    with provider.get_tracer("t").start_as_current_span("GET /tps") as sdk_span:
+        ids["initech"] = f"{sdk_span.get_span_context().trace_id:032x}"
+    provider.shutdown()
+    bad = requests.post(f"{server.http_url}/v1/traces", data=b"", timeout=30,
+                        headers={"Content-Type": "application/x-protobuf", "X-Scope-OrgID": "a/b"})
+    assert bad.status_code == 400 and "X-Scope-OrgID" in bad.text
+
+    def check():
+        for tenant, other in (("acme", "globex"), ("globex", "initech"), ("initech", "acme")):
+            headers = {"X-Scope-OrgID": tenant}
+            assert server.get("/api/services", headers=headers).json()["data"] == [f"{tenant}-api"]
+            assert server.get(f"/api/traces/{ids[tenant]}", headers=headers).status_code == 200
+            assert server.get(f"/api/traces/{ids[other]}", headers=headers).status_code == 404
+            found = server.get("/api/traces", params={"tags": json.dumps({"team": other})}, headers=headers)
+            assert found.json()["data"] == []
+        assert server.get("/api/services").json()["data"] == [], "the default tenant has nothing"
+        assert server.get("/api/services", headers={"X-Scope-OrgID": "nobody"}).json()["data"] == []
+        assert server.get("/api/services", headers={"X-Scope-OrgID": "a/b"}).status_code == 400
+
+    check()  # from the heads
+    deadline = time.monotonic() + 60
+    while not all(metric(server, "osprey_blocks", t) >= 1 for t in ids):
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.1)
+    check()  # from blocks
+    assert [b["services"] for b in blocks(server, "--tenant", "acme")] == [["acme-api"]]
+    server.kill()
+    server.start()
+    check()  # after a restart
+    assert metric(server, "osprey_head_spans", "acme") == 0
 
 
 def test_blocks_in_s3_and_a_second_server_reads_them(start_osprey, s3):

@@ -28,7 +28,19 @@ def find(resources, kind, name):
 
 
 def test_both_kustomizations_exist():
-    assert {p.relative_to(KUBERNETES).as_posix() for p in KUSTOMIZATIONS} == {"base", "overlays/demo"}
+    assert {p.relative_to(KUBERNETES).as_posix() for p in KUSTOMIZATIONS} == {
+        "base", "overlays/demo", "overlays/object-storage"}
+
+
+def test_object_storage_overlay_points_blocks_at_a_bucket_with_keys_from_a_secret():
+    resources = render(KUBERNETES / "overlays" / "object-storage")
+    config = find(resources, "ConfigMap", "osprey-config")["data"]
+    assert config["OSPREY_STORAGE"].startswith("s3://") and config["OSPREY_DATA_DIR"] == "/var/lib/osprey"
+    container = find(resources, "StatefulSet", "osprey")["spec"]["template"]["spec"]["containers"][0]
+    assert {"secretRef": {"name": "osprey-object-storage"}} in container["envFrom"]
+    assert {"configMapRef": {"name": "osprey-config"}} in container["envFrom"]
+    secret = find(resources, "Secret", "osprey-object-storage")
+    assert set(secret["stringData"]) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
 
 
 @pytest.mark.parametrize("directory", KUSTOMIZATIONS, ids=lambda p: p.relative_to(KUBERNETES).as_posix())

@@ -111,7 +111,8 @@ def test_health_ready_and_metrics(osprey):
     osprey.get("/api/v3/services")
     metrics = osprey.get("/metrics").text
     for line in ['osprey_spans_received_total{protocol="http"} 5', 'osprey_spans_accepted_total{protocol="http"} 5',
-                 "osprey_head_spans 5", "osprey_head_traces 3", "osprey_wal_records_total 2"]:
+                 'osprey_head_spans{tenant="single-tenant"} 5', 'osprey_head_traces{tenant="single-tenant"} 3',
+                 "osprey_wal_records_total 2"]:
         assert line in metrics, line
     assert "osprey_wal_fsyncs_total" in metrics and "osprey_wal_written_bytes_total" in metrics
     assert 'osprey_query_duration_seconds_count{endpoint="services"} 1' in metrics

@@ -20,6 +20,29 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use osprey_query::Query;
+use osprey_store::{validate_tenant, Tenants, DEFAULT_TENANT};
+
+tokio::task_local! {
+    /// The tenant of the request being answered (from `X-Scope-OrgID`), set by [`tenant_layer`].
+    static TENANT: String;
+}
+
+/// Takes the tenant from `X-Scope-OrgID` (the default tenant without one) for everything the request
+/// asks; a malformed one is refused with 400.
+async fn tenant_layer(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use axum::response::IntoResponse;
+    let tenant = match request.headers().get("x-scope-orgid") {
+        None => DEFAULT_TENANT.to_string(),
+        Some(value) => {
+            let tenant = value.to_str().unwrap_or_default().trim().to_string();
+            if let Err(e) = validate_tenant(&tenant) {
+                return (StatusCode::BAD_REQUEST, e).into_response();
+            }
+            tenant
+        }
+    };
+    TENANT.scope(tenant, next.run(request)).await
+}
 
 /// Query latency by endpoint.
 #[derive(Clone)]
@@ -49,16 +72,16 @@ impl ApiMetrics {
 
 #[derive(Clone)]
 pub struct ApiState {
-    query: Query,
+    tenants: Arc<Tenants>,
     registry: Arc<Registry>,
     metrics: ApiMetrics,
 }
 
 impl ApiState {
     /// `registry` is what `/metrics` exposes; register `metrics` in it before passing it here.
-    pub fn new(query: Query, registry: Arc<Registry>, metrics: ApiMetrics) -> ApiState {
+    pub fn new(tenants: Arc<Tenants>, registry: Arc<Registry>, metrics: ApiMetrics) -> ApiState {
         ApiState {
-            query,
+            tenants,
             registry,
             metrics,
         }
@@ -70,7 +93,13 @@ impl ApiState {
         endpoint: &'static str,
         work: impl FnOnce(&Query) -> T + Send + 'static,
     ) -> T {
-        let query = self.query.clone();
+        let tenant = TENANT
+            .try_with(String::clone)
+            .unwrap_or_else(|_| DEFAULT_TENANT.to_string());
+        let query = self
+            .tenants
+            .get(&tenant)
+            .map_or_else(Query::empty, Query::new);
         let started = Instant::now();
         let result = tokio::task::spawn_blocking(move || work(&query))
             .await
@@ -119,5 +148,6 @@ pub fn router(state: ApiState) -> Router {
         .merge(native::routes())
         .merge(ui::routes())
         .merge(ops::routes())
+        .layer(axum::middleware::from_fn(tenant_layer))
         .with_state(state)
 }

@@ -8,4 +8,6 @@ mod pipeline;
 mod validate;
 
 pub use metrics::IngestMetrics;
-pub use pipeline::{Exported, Format, IngestError, Ingester, Limits, Reservation};
+pub use pipeline::{
+    tenant_of, Exported, Format, IngestError, Ingester, Limits, Reservation, TENANT_HEADER,
+};

@@ -22,7 +22,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use osprey_model::otlp::ExportTraceServiceResponse;
 
-use crate::pipeline::{Format, IngestError, Ingester};
+use crate::pipeline::{tenant_of, Format, IngestError, Ingester, TENANT_HEADER};
 
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
@@ -109,8 +109,13 @@ impl UnaryService<Bytes> for Export {
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         let ingester = self.0.clone();
         Box::pin(async move {
+            let tenant = tenant_of(request.metadata().get(TENANT_HEADER).map(|v| v.as_bytes()))
+                .map_err(|e| {
+                    ingester.count_refused(&e);
+                    status(e)
+                })?;
             let exported = ingester
-                .export(request.into_inner(), Format::Protobuf, "grpc")
+                .export(&tenant, request.into_inner(), Format::Protobuf, "grpc")
                 .await
                 .map_err(status)?;
             Ok(tonic::Response::new(ExportTraceServiceResponse {

@@ -16,7 +16,7 @@ use prost::Message;
 
 use osprey_model::otlp::ExportTraceServiceResponse;
 
-use crate::pipeline::{Exported, Format, IngestError, Ingester};
+use crate::pipeline::{tenant_of, Exported, Format, IngestError, Ingester, TENANT_HEADER};
 
 /// Seconds a throttled client is asked to wait.
 const RETRY_AFTER_SECONDS: &str = "1";
@@ -38,6 +38,13 @@ async fn export(State(ingester): State<Arc<Ingester>>, headers: HeaderMap, body:
             return error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, &error, Format::Json);
         }
     };
+    let tenant = match tenant_of(headers.get(TENANT_HEADER).map(HeaderValue::as_bytes)) {
+        Ok(tenant) => tenant,
+        Err(error) => {
+            ingester.count_refused(&error);
+            return ingest_error_response(&error, format);
+        }
+    };
     // Reserve in-flight budget before the body is read, when its size is declared.
     let reservation = match declared_length(&headers).map(|length| ingester.reserve(length)) {
         Some(Ok(reservation)) => Some(reservation),
@@ -57,10 +64,10 @@ async fn export(State(ingester): State<Arc<Ingester>>, headers: HeaderMap, body:
     let result = match reservation {
         Some(reservation) => {
             ingester
-                .export_reserved(reservation, body, format, "http")
+                .export_reserved(&tenant, reservation, body, format, "http")
                 .await
         }
-        None => ingester.export(body, format, "http").await,
+        None => ingester.export(&tenant, body, format, "http").await,
     };
     match result {
         Ok(exported) => success_response(exported, format),

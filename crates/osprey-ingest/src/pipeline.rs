@@ -8,7 +8,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use osprey_model::otlp::{ExportTracePartialSuccess, ExportTraceServiceRequest};
 use osprey_model::otlp_json;
-use osprey_store::{AppendError, Store};
+use osprey_store::{validate_tenant, AppendError, Tenants, DEFAULT_TENANT};
 
 use crate::metrics::IngestMetrics;
 use crate::validate;
@@ -97,17 +97,32 @@ impl IngestError {
     }
 }
 
+/// The header (HTTP) or metadata key (gRPC) naming the tenant, as Tempo, Loki and Mimir use it.
+pub const TENANT_HEADER: &str = "x-scope-orgid";
+
+/// The tenant a request names (checked), or the default tenant when it names none.
+pub fn tenant_of(value: Option<&[u8]>) -> Result<String, IngestError> {
+    let Some(value) = value else {
+        return Ok(DEFAULT_TENANT.to_string());
+    };
+    let tenant = std::str::from_utf8(value)
+        .map_err(|_| IngestError::Malformed("X-Scope-OrgID is not UTF-8".to_string()))?
+        .trim();
+    validate_tenant(tenant).map_err(IngestError::Malformed)?;
+    Ok(tenant.to_string())
+}
+
 pub struct Ingester {
-    store: Arc<Store>,
+    tenants: Arc<Tenants>,
     limits: Limits,
     inflight: Arc<Semaphore>,
     metrics: IngestMetrics,
 }
 
 impl Ingester {
-    pub fn new(store: Arc<Store>, limits: Limits) -> Ingester {
+    pub fn new(tenants: Arc<Tenants>, limits: Limits) -> Ingester {
         Ingester {
-            store,
+            tenants,
             limits,
             inflight: Arc::new(Semaphore::new(limits.max_inflight_bytes)),
             metrics: IngestMetrics::default(),
@@ -134,13 +149,14 @@ impl Ingester {
     /// `protocol` labels the metrics (`grpc`, `http`).
     pub async fn export(
         &self,
+        tenant: &str,
         body: Bytes,
         format: Format,
         protocol: &'static str,
     ) -> Result<Exported, IngestError> {
         match self.reserve(body.len()) {
             Ok(reservation) => {
-                self.export_reserved(reservation, body, format, protocol)
+                self.export_reserved(tenant, reservation, body, format, protocol)
                     .await
             }
             Err(e) => {
@@ -154,12 +170,15 @@ impl Ingester {
     /// as OTLP/HTTP does from `Content-Length` before it reads the body.
     pub async fn export_reserved(
         &self,
+        tenant: &str,
         reservation: Reservation,
         body: Bytes,
         format: Format,
         protocol: &'static str,
     ) -> Result<Exported, IngestError> {
-        let result = self.export_inner(reservation, body, format, protocol).await;
+        let result = self
+            .export_inner(tenant, reservation, body, format, protocol)
+            .await;
         if let Err(e) = &result {
             self.count_refused(e);
         }
@@ -186,6 +205,7 @@ impl Ingester {
 
     async fn export_inner(
         &self,
+        tenant: &str,
         reservation: Reservation,
         body: Bytes,
         format: Format,
@@ -216,7 +236,9 @@ impl Ingester {
         if accepted > 0 {
             // Stored in a task of its own: once the log has the record, the index must get it too,
             // even if the client gives up and this future is dropped mid-way.
-            let store = self.store.clone();
+            let store = self.tenants.get_or_open(tenant).await.map_err(|e| {
+                IngestError::Unavailable(format!("the tenant's store could not be opened: {e}"))
+            })?;
             let stored = tokio::spawn(async move {
                 let result = store.append(&request, payload).await;
                 drop(reservation);

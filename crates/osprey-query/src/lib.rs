@@ -20,19 +20,24 @@ pub use aggregate::{Edge, OperationTotals, Percentiles, Red, RedPoint, ServiceGr
 pub use osprey_store::TraceQuery;
 pub use summary::{ServiceCount, TraceSummary};
 
-/// The read side of a store.
+/// The read side of one tenant's store.
 #[derive(Clone)]
 pub struct Query {
-    store: Arc<Store>,
+    store: Option<Arc<Store>>,
 }
 
 impl Query {
     pub fn new(store: Arc<Store>) -> Query {
-        Query { store }
+        Query { store: Some(store) }
+    }
+
+    /// A tenant that has stored nothing: every answer is empty.
+    pub fn empty() -> Query {
+        Query { store: None }
     }
 
     fn sources(&self) -> Vec<Arc<dyn SpanSource>> {
-        self.store.sources()
+        self.store.as_ref().map(|s| s.sources()).unwrap_or_default()
     }
 
     /// Every service that has sent spans, sorted.

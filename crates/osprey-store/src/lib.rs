@@ -8,11 +8,13 @@
 //! - [`SpanSource`] is the seam both implement, and all that queries see.
 
 pub mod block;
+mod compaction;
 mod generation;
 pub mod head;
 pub mod metrics;
 pub mod objects;
 mod source;
+mod tenants;
 pub mod wal;
 
 use std::io;
@@ -29,9 +31,10 @@ use osprey_model::otlp::ExportTraceServiceRequest;
 pub use block::{Block, BlockMeta};
 pub use generation::{has_attributes, Generation};
 pub use head::{Head, SpanEntry, TraceEntry};
-pub use metrics::StoreMetrics;
+pub use metrics::{StoreMetrics, TenantGauges};
 pub use objects::ObjectStorage;
 pub use source::{overlaps, SpanRef, SpanSource, TraceHit, TraceQuery};
+pub use tenants::{validate_tenant, Tenants};
 pub use wal::{AppendError, FsyncPolicy, RecordLocation, ReplayReport, WalOptions};
 
 use block::meta::WalSource;
@@ -90,6 +93,39 @@ pub struct Store {
     /// Held by whatever changes the block list (cutting, retention, re-listing), one at a time.
     maintenance: tokio::sync::Mutex<()>,
     metrics: StoreMetrics,
+    gauges: TenantGauges,
+}
+
+/// What the stores of every tenant share.
+#[derive(Clone)]
+pub struct Shared {
+    pub storage: Arc<ObjectStorage>,
+    /// This server's id, recorded in the blocks it cuts (see [`WalSource`]).
+    pub node: String,
+    pub options: StoreOptions,
+    pub metrics: StoreMetrics,
+}
+
+impl Shared {
+    /// Opens the block store (`options.storage`, or `blocks/` in `data_dir`) and reads (or makes)
+    /// this server's id.
+    pub fn open(data_dir: &Path, options: StoreOptions) -> io::Result<Shared> {
+        std::fs::create_dir_all(data_dir)?;
+        let node = node_id(data_dir)?;
+        let storage_spec = options
+            .storage
+            .clone()
+            .unwrap_or_else(|| data_dir.join("blocks").to_string_lossy().into_owned());
+        let metrics = StoreMetrics::default();
+        let mut storage = ObjectStorage::open(&storage_spec).map_err(io::Error::other)?;
+        storage.requests = metrics.object_requests.clone();
+        Ok(Shared {
+            storage: Arc::new(storage),
+            node,
+            options,
+            metrics,
+        })
+    }
 }
 
 /// What opening found, for the start-up log.
@@ -109,7 +145,7 @@ fn now_ns() -> u64 {
 
 /// A new block id: the creation time in milliseconds (12 hex digits, so ids sort by age) and 20
 /// random hex digits.
-fn new_block_id() -> String {
+pub(crate) fn new_block_id() -> String {
     let ms = now_ns() / 1_000_000;
     format!(
         "{:012x}{:08x}{:012x}",
@@ -117,6 +153,18 @@ fn new_block_id() -> String {
         fastrand::u32(..),
         fastrand::u64(..) & 0xffff_ffff_ffff
     )
+}
+
+/// Drops blocks that a compacted block replaces (both exist after a crash mid-compaction); returns
+/// their ids.
+fn without_replaced(blocks: &mut Vec<Arc<Block>>) -> Vec<String> {
+    let replaced: std::collections::HashSet<String> = blocks
+        .iter()
+        .flat_map(|b| b.meta.replaces.iter().cloned())
+        .collect();
+    let (gone, kept): (Vec<_>, Vec<_>) = blocks.drain(..).partition(|b| replaced.contains(b.id()));
+    *blocks = kept;
+    gone.iter().map(|b| b.id().to_string()).collect()
 }
 
 /// This server's id, made once and kept in the data directory.
@@ -137,17 +185,24 @@ impl Store {
     /// Opens the store under `data_dir`: lists the blocks, then replays the write-ahead log segments
     /// no block holds yet into a fresh head.
     pub async fn open(data_dir: &Path, options: StoreOptions) -> io::Result<(Store, OpenReport)> {
-        std::fs::create_dir_all(data_dir)?;
-        let node = node_id(data_dir)?;
-        let storage_spec = options
-            .storage
-            .clone()
-            .unwrap_or_else(|| data_dir.join("blocks").to_string_lossy().into_owned());
-        let metrics = StoreMetrics::default();
-        let mut storage = ObjectStorage::open(&storage_spec).map_err(io::Error::other)?;
-        storage.requests = metrics.object_requests.clone();
-        let storage = Arc::new(storage);
-        let tenant = DEFAULT_TENANT.to_string();
+        let shared = Shared::open(data_dir, options)?;
+        Store::open_tenant(&shared, &data_dir.join("wal"), DEFAULT_TENANT).await
+    }
+
+    /// Opens one tenant's store: its blocks in the shared block store, its log in `wal_dir`.
+    pub async fn open_tenant(
+        shared: &Shared,
+        wal_dir: &Path,
+        tenant: &str,
+    ) -> io::Result<(Store, OpenReport)> {
+        let (storage, node, options) = (
+            shared.storage.clone(),
+            shared.node.clone(),
+            shared.options.clone(),
+        );
+        let metrics = shared.metrics.clone();
+        let gauges = metrics.tenant(tenant);
+        let tenant = tenant.to_string();
         let mut report = OpenReport::default();
         let mut blocks = Vec::new();
         for id in storage
@@ -158,6 +213,13 @@ impl Store {
             match Block::open(storage.clone(), &tenant, &id).await? {
                 Some(b) => blocks.push(Arc::new(b)),
                 None => report.incomplete_blocks.push(id),
+            }
+        }
+        let replaced = without_replaced(&mut blocks);
+        for id in &replaced {
+            // Left behind by a compaction that stopped before deleting its inputs.
+            if let Err(e) = storage.delete_block(&tenant, id).await {
+                tracing::warn!(block = %id, error = %e, "could not delete a compacted block's input");
             }
         }
         report.blocks = blocks.len();
@@ -173,7 +235,7 @@ impl Store {
         let mut undecodable = 0u64;
         let mut first_segment = None;
         let (wal, replay) = wal::Wal::open(
-            &data_dir.join("wal"),
+            wal_dir,
             options.wal.clone(),
             metrics.clone(),
             in_blocks_through,
@@ -194,8 +256,8 @@ impl Store {
         report.replay = replay;
         let wal = Arc::new(wal);
         let first_segment = first_segment.unwrap_or(in_blocks_through + 1);
-        metrics.head_spans.set(head.span_count() as i64);
-        metrics.head_traces.set(head.trace_count() as i64);
+        gauges.head_spans.set(head.span_count() as i64);
+        gauges.head_traces.set(head.trace_count() as i64);
         let generation = Arc::new(Generation::new(first_segment, head, wal.clone()));
         let store = Store {
             wal,
@@ -209,6 +271,7 @@ impl Store {
             }),
             maintenance: tokio::sync::Mutex::new(()),
             metrics,
+            gauges,
         };
         store.update_block_gauges();
         Ok((store, report))
@@ -234,8 +297,8 @@ impl Store {
             .cloned();
         if let Some(generation) = generation {
             let (spans, traces) = generation.insert(location, request);
-            self.metrics.head_spans.inc_by(spans as i64);
-            self.metrics.head_traces.inc_by(traces as i64);
+            self.gauges.head_spans.inc_by(spans as i64);
+            self.gauges.head_traces.inc_by(traces as i64);
         }
         Ok(())
     }
@@ -281,6 +344,10 @@ impl Store {
         &self.storage
     }
 
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
     /// Runs cutting, retention and block re-listing until the process ends.
     pub async fn run_maintenance(self: Arc<Self>) {
         let mut last_listing = Instant::now();
@@ -288,6 +355,9 @@ impl Store {
             tokio::time::sleep(Duration::from_millis(250)).await;
             if let Err(e) = self.cut_if_due().await {
                 tracing::error!(error = %e, "cutting the head into a block failed; will retry");
+            }
+            if let Err(e) = self.compact_once().await {
+                tracing::error!(error = %e, "compacting blocks failed; will retry");
             }
             // Cheap: it looks at the metas in memory and touches the store only for expired blocks.
             if let Err(e) = self.apply_retention().await {
@@ -388,7 +458,7 @@ impl Store {
                 return Ok(None);
             }
             builder
-                .finish(&id, &tenant, 0, vec![source])
+                .finish(&id, &tenant, 0, vec![source], Vec::new())
                 .map(Some)
                 .map_err(block::io_error)
         })
@@ -396,28 +466,7 @@ impl Store {
         .map_err(block::io_error)??;
 
         let block = match built {
-            Some(built) => {
-                let path = |file| self.storage.block_file(&self.tenant, &block_id, file);
-                self.storage
-                    .put(&path(DATA_FILE), built.data)
-                    .await
-                    .map_err(block::io_error)?;
-                self.storage
-                    .put(&path(INDEX_FILE), built.index.clone())
-                    .await
-                    .map_err(block::io_error)?;
-                let meta = serde_json::to_vec_pretty(&built.meta).map_err(block::io_error)?;
-                // The meta goes last: once it is there the block is complete and durable.
-                self.storage
-                    .put(&path(META_FILE), meta)
-                    .await
-                    .map_err(block::io_error)?;
-                Some(Arc::new(Block::from_parts(
-                    built.meta,
-                    &built.index,
-                    self.storage.clone(),
-                )?))
-            }
+            Some(built) => Some(self.upload(&block_id, built).await?),
             None => None,
         };
         let (spans, traces) = {
@@ -431,8 +480,8 @@ impl Store {
             }
             sources.generations.retain(|g| !Arc::ptr_eq(g, closed));
         }
-        self.metrics.head_spans.dec_by(spans as i64);
-        self.metrics.head_traces.dec_by(traces as i64);
+        self.gauges.head_spans.dec_by(spans as i64);
+        self.gauges.head_traces.dec_by(traces as i64);
         // Queries that took the generation before the swap may still read its segments.
         let deadline = Instant::now() + Duration::from_secs(60);
         while Arc::strong_count(closed) > 1 && Instant::now() < deadline {
@@ -453,6 +502,33 @@ impl Store {
             );
         }
         Ok(())
+    }
+
+    /// Writes a built block to the store, meta last (from then on it is complete and durable).
+    async fn upload(
+        &self,
+        block_id: &str,
+        built: block::write::BuiltBlock,
+    ) -> io::Result<Arc<Block>> {
+        let path = |file| self.storage.block_file(&self.tenant, block_id, file);
+        self.storage
+            .put(&path(DATA_FILE), built.data)
+            .await
+            .map_err(block::io_error)?;
+        self.storage
+            .put(&path(INDEX_FILE), built.index.clone())
+            .await
+            .map_err(block::io_error)?;
+        let meta = serde_json::to_vec_pretty(&built.meta).map_err(block::io_error)?;
+        self.storage
+            .put(&path(META_FILE), meta)
+            .await
+            .map_err(block::io_error)?;
+        Ok(Arc::new(Block::from_parts(
+            built.meta,
+            &built.index,
+            self.storage.clone(),
+        )?))
     }
 
     /// Deletes blocks whose newest span ended before the retention period.
@@ -514,6 +590,7 @@ impl Store {
             let mut sources = self.sources.write();
             sources.blocks.retain(|b| ids.iter().any(|id| id == b.id()));
             sources.blocks.extend(added);
+            without_replaced(&mut sources.blocks);
         }
         self.update_block_gauges();
         Ok(())
@@ -521,8 +598,8 @@ impl Store {
 
     fn update_block_gauges(&self) {
         let sources = self.sources.read();
-        self.metrics.blocks.set(sources.blocks.len() as i64);
-        self.metrics.block_bytes.set(
+        self.gauges.blocks.set(sources.blocks.len() as i64);
+        self.gauges.block_bytes.set(
             sources
                 .blocks
                 .iter()

@@ -147,3 +147,70 @@ async fn a_torn_tail_is_cut_and_reported() {
     assert!(report.replay.damaged.is_empty());
     assert_eq!(store.head_span_count(), 3);
 }
+
+/// Copies every file below `from` into `to`.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compaction_merges_blocks_and_a_crash_before_deleting_inputs_doubles_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = tempfile::tempdir().unwrap();
+    let blocks_dir = dir.path().join("blocks");
+    {
+        let (store, _) = Store::open(dir.path(), StoreOptions::default())
+            .await
+            .unwrap();
+        // Three cuts; trace 1 is sent again in the second (a client retry).
+        for batch in [
+            vec![request(1, 3)],
+            vec![request(1, 3), request(2, 2)],
+            vec![request(3, 1)],
+        ] {
+            for r in &batch {
+                append(&store, r).await;
+            }
+            store.flush().await.unwrap();
+        }
+        assert_eq!(store.blocks().len(), 3);
+        copy_tree(&blocks_dir, saved.path());
+        assert!(store.compact_once().await.unwrap());
+        assert!(
+            !store.compact_once().await.unwrap(),
+            "nothing left to merge"
+        );
+        let blocks = store.blocks();
+        assert_eq!(blocks.len(), 1);
+        assert_eq!(blocks[0].meta.compaction_level, 1);
+        assert_eq!(
+            blocks[0].meta.span_count, 6,
+            "the retried trace is kept once"
+        );
+        let one = tokio::task::block_in_place(|| trace_of(&store, 1));
+        assert_eq!(one, request(1, 3).resource_spans);
+    }
+    // A crash after the merged block was written but before its inputs were deleted.
+    copy_tree(saved.path(), &blocks_dir);
+    let (store, report) = Store::open(dir.path(), StoreOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.blocks, 1, "the inputs are ignored (and deleted)");
+    assert_eq!(store.head_span_count(), 0);
+    let (one, two) = tokio::task::block_in_place(|| (trace_of(&store, 1), trace_of(&store, 2)));
+    assert_eq!(one, request(1, 3).resource_spans);
+    assert_eq!(two, request(2, 2).resource_spans);
+    let left: Vec<_> = std::fs::read_dir(blocks_dir.join("single-tenant/blocks"))
+        .unwrap()
+        .collect();
+    assert_eq!(left.len(), 1);
+}

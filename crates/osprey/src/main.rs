@@ -3,6 +3,7 @@
 mod bench;
 mod blocks;
 mod client;
+mod config;
 mod serve;
 mod trace_tree;
 mod units;
@@ -40,6 +41,8 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    config::apply_file(&args)?;
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -1,4 +1,4 @@
-//! `osprey serve`: opens the store, then serves OTLP/gRPC, OTLP/HTTP and the query port.
+//! `osprey serve`: opens every tenant's store, then serves OTLP/gRPC, OTLP/HTTP and the query port.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,8 +14,7 @@ use tokio::net::TcpListener;
 use osprey_api::{ApiMetrics, ApiState};
 use osprey_ingest::otlp_grpc::TraceService;
 use osprey_ingest::{Ingester, Limits};
-use osprey_query::Query;
-use osprey_store::{FsyncPolicy, Store, StoreOptions, WalOptions};
+use osprey_store::{FsyncPolicy, StoreOptions, Tenants, WalOptions};
 
 use crate::units::{parse_duration, parse_size};
 
@@ -29,6 +28,10 @@ pub enum Fsync {
 
 #[derive(Args, Clone, Debug)]
 pub struct ServeArgs {
+    /// A YAML file of settings: every flag below as a key (`max-block-bytes: 64MiB`). Flags and
+    /// OSPREY_* variables override it.
+    #[arg(long, env = "OSPREY_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Where spans are stored.
     #[arg(long, env = "OSPREY_DATA_DIR", default_value = "./osprey-data")]
     pub data_dir: PathBuf,
@@ -112,39 +115,48 @@ impl ServeArgs {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let opened = Instant::now();
-    let (store, report) = Store::open(&args.data_dir, args.store_options())
+    let (tenants, reports) = Tenants::open(&args.data_dir, args.store_options())
         .await
         .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
-    for damage in &report.replay.damaged {
-        tracing::warn!(
-            segment = damage.segment,
-            offset = damage.offset,
-            bytes_cut = damage.bytes_cut,
-            reason = damage.reason,
-            "cut a damaged write-ahead log tail"
-        );
-    }
-    if !report.incomplete_blocks.is_empty() {
-        tracing::warn!(
-            blocks = ?report.incomplete_blocks,
-            "block directories without meta.json (cuts that did not finish) are ignored"
+    for (tenant, report) in &reports {
+        for damage in &report.replay.damaged {
+            tracing::warn!(
+                tenant,
+                segment = damage.segment,
+                offset = damage.offset,
+                bytes_cut = damage.bytes_cut,
+                reason = damage.reason,
+                "cut a damaged write-ahead log tail"
+            );
+        }
+        if !report.incomplete_blocks.is_empty() {
+            tracing::warn!(
+                tenant,
+                blocks = ?report.incomplete_blocks,
+                "block directories without meta.json (cuts that did not finish) are ignored"
+            );
+        }
+        tracing::info!(
+            tenant,
+            blocks = report.blocks,
+            segments = report.replay.segments,
+            segments_in_blocks = report.replay.segments_in_blocks,
+            records = report.replay.records,
+            "tenant opened"
         );
     }
     tracing::info!(
         data_dir = %args.data_dir.display(),
-        storage = %store.storage().description,
-        blocks = report.blocks,
-        segments = report.replay.segments,
-        segments_in_blocks = report.replay.segments_in_blocks,
-        records = report.replay.records,
-        head_spans = store.head_span_count(),
+        storage = %tenants.storage().description,
+        tenants = reports.len(),
+        head_spans = tenants.all().iter().map(|s| s.head_span_count()).sum::<u64>(),
         seconds = opened.elapsed().as_secs_f64(),
         "store opened"
     );
-    let store = Arc::new(store);
-    tokio::spawn(store.clone().run_maintenance());
+    let tenants = Arc::new(tenants);
+    tokio::spawn(tenants.clone().run_discovery());
     let ingester = Arc::new(Ingester::new(
-        store.clone(),
+        tenants.clone(),
         Limits {
             max_request_bytes: args.max_request_bytes,
             max_inflight_bytes: args.max_inflight_bytes.min(u32::MAX as usize),
@@ -152,15 +164,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     ));
 
     let mut registry = Registry::default();
-    store.metrics().register(&mut registry);
+    tenants.metrics().register(&mut registry);
     ingester.metrics().register(&mut registry);
     let api_metrics = ApiMetrics::default();
     api_metrics.register(&mut registry);
-    let api = osprey_api::router(ApiState::new(
-        Query::new(store.clone()),
-        Arc::new(registry),
-        api_metrics,
-    ));
+    let api = osprey_api::router(ApiState::new(tenants, Arc::new(registry), api_metrics));
 
     let query_listener = bind(args.query_addr, "query").await?;
     let http_listener = bind(args.otlp_http_addr, "OTLP/HTTP").await?;

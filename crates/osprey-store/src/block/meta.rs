@@ -48,4 +48,8 @@ pub struct BlockMeta {
     /// Log segments this block holds, when cut from a head (compaction keeps its inputs').
     #[serde(default)]
     pub wal: Vec<WalSource>,
+    /// The blocks this one was compacted from. While they still exist (a crash between writing this
+    /// block and deleting them) readers ignore them, so no span is counted twice.
+    #[serde(default)]
+    pub replaces: Vec<String>,
 }

@@ -178,6 +178,25 @@ impl Block {
             .map_err(io_error)
     }
 
+    /// Adds every span of this block to `builder` (compaction), row group by row group.
+    pub fn copy_into(&self, builder: &mut write::BlockBuilder) -> io::Result<()> {
+        for group in 0..self.meta.row_groups as usize {
+            let batches = self.read(Read {
+                row_groups: Some(vec![group]),
+                ..Default::default()
+            })?;
+            for batch in &batches {
+                let rows = read::RowReader::new(batch);
+                for rs in rows.resource_spans(0..batch.num_rows()) {
+                    for ss in &rs.scope_spans {
+                        builder.push_scope_spans(rs.resource.as_ref(), &rs.schema_url, ss);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Reads from a thread that may block (the query engine's), on the runtime that opened the block.
     fn read(&self, read: Read<'_>) -> io::Result<Vec<RecordBatch>> {
         self.runtime.block_on(self.read_async(read))

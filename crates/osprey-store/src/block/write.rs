@@ -41,6 +41,8 @@ pub struct BuiltBlock {
 struct SortKey {
     trace_id: TraceId,
     start: u64,
+    /// The span id as a number: with the trace id and start, what makes two rows the same span.
+    span: u64,
     end: u64,
     root: bool,
 }
@@ -205,6 +207,10 @@ impl BlockBuilder {
         self.keys.push(SortKey {
             trace_id,
             start: span.start_time_unix_nano,
+            span: span
+                .span_id
+                .iter()
+                .fold(0u64, |n, b| (n << 8) | u64::from(*b)),
             end: span.start_time_unix_nano + duration,
             root: span.parent_span_id.iter().all(|b| *b == 0),
         });
@@ -359,19 +365,21 @@ impl BlockBuilder {
         out
     }
 
-    /// Sorts, encodes and describes the block. `wal` names the log segments it was cut from.
+    /// Sorts, encodes and describes the block; a span that came twice (a client retry, or the same
+    /// span in two blocks being compacted) is kept once. `wal` names the log segments it holds,
+    /// `replaces` the blocks it was compacted from.
     pub fn finish(
         mut self,
         block_id: &str,
         tenant: &str,
         compaction_level: u32,
         wal: Vec<WalSource>,
+        replaces: Vec<String>,
     ) -> Result<BuiltBlock, parquet::errors::ParquetError> {
         let mut order: Vec<u32> = (0..self.keys.len() as u32).collect();
-        order.sort_unstable_by(|&a, &b| {
-            let (a, b) = (&self.keys[a as usize], &self.keys[b as usize]);
-            (a.trace_id, a.start).cmp(&(b.trace_id, b.start))
-        });
+        let key = |k: &SortKey| (k.trace_id, k.start, k.span);
+        order.sort_by(|&a, &b| key(&self.keys[a as usize]).cmp(&key(&self.keys[b as usize])));
+        order.dedup_by(|a, b| key(&self.keys[*a as usize]) == key(&self.keys[*b as usize]));
         let indices = UInt32Array::from(order.clone());
         let columns = self.finish_columns();
         let mut by_name: BTreeMap<String, ArrayRef> = BTreeMap::new();
@@ -493,6 +501,7 @@ impl BlockBuilder {
                 .map_or(0, |d| d.as_nanos() as u64),
             compaction_level,
             wal,
+            replaces,
         };
         Ok(BuiltBlock {
             data,

@@ -1,6 +1,8 @@
 //! `osprey bench ingest`.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -15,7 +17,7 @@ use tonic::{Code, Status};
 use osprey_model::otlp::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 
 use super::report::{percentile, thousands};
-use super::server_process::{cpu_time, ServerProcess};
+use super::server_process::{cpu_time, dir_bytes, memory_bytes, ServerProcess};
 use super::tracegen::{self, Shape};
 
 #[derive(Args, Debug)]
@@ -47,6 +49,9 @@ pub struct IngestArgs {
     /// afterwards).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Print progress (rate, server memory, data directory size) this often, in seconds.
+    #[arg(long, default_value_t = 30)]
+    report_seconds: u64,
 }
 
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -103,7 +108,15 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
     };
     let server_cpu_before = server.as_ref().map(ServerProcess::cpu_time).transpose()?;
     let own_cpu_before = cpu_time("/proc/self/stat")?;
-    let result = load(&args, &requests, &endpoint).await;
+    let accepted_so_far = Arc::new(AtomicU64::new(0));
+    let reporter = tokio::spawn(report_progress(
+        accepted_so_far.clone(),
+        server.as_ref().map(ServerProcess::pid),
+        args.data_dir.clone().unwrap_or_else(|| temp_dir.clone()),
+        Duration::from_secs(args.report_seconds.max(1)),
+    ));
+    let result = load(&args, &requests, &endpoint, &accepted_so_far).await;
+    reporter.abort();
     let own_cpu = cpu_time("/proc/self/stat")? - own_cpu_before;
     let server_cpu = match (&server, server_cpu_before) {
         (Some(server), Some(before)) => Some(server.cpu_time()? - before),
@@ -158,10 +171,39 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every `every`: elapsed time, the rate over the last interval, the server's resident memory and the
+/// size of its data directory, so a long run shows whether memory and disk stay flat.
+async fn report_progress(
+    accepted: Arc<AtomicU64>,
+    pid: Option<u32>,
+    data_dir: PathBuf,
+    every: Duration,
+) {
+    let started = Instant::now();
+    let mut last = 0u64;
+    loop {
+        tokio::time::sleep(every).await;
+        let now = accepted.load(Ordering::Relaxed);
+        let rss = pid
+            .and_then(|p| memory_bytes(p, "VmRSS:").ok())
+            .map_or("-".to_string(), |b| format!("{} MiB", b >> 20));
+        println!(
+            "  {:>5.0} s: {} spans/s, {} spans so far, server RSS {}, data dir {} MiB",
+            started.elapsed().as_secs_f64(),
+            thousands((now - last) / every.as_secs().max(1)),
+            thousands(now),
+            rss,
+            dir_bytes(&data_dir) >> 20
+        );
+        last = now;
+    }
+}
+
 async fn load(
     args: &IngestArgs,
     requests: &[Bytes],
     endpoint: &str,
+    accepted_so_far: &Arc<AtomicU64>,
 ) -> anyhow::Result<(Vec<ClientStats>, Duration)> {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.seconds);
@@ -173,6 +215,7 @@ async fn load(
             .with_context(|| format!("connecting to {endpoint}"))?;
         let requests = requests.to_vec();
         let spans_per_request = args.spans_per_request as u64;
+        let accepted_so_far = accepted_so_far.clone();
         tasks.push(tokio::spawn(async move {
             let mut grpc = tonic::client::Grpc::new(channel);
             let mut stats = ClientStats::default();
@@ -201,6 +244,7 @@ async fn load(
                             .partial_success
                             .map_or(0, |p| p.rejected_spans as u64);
                         stats.accepted_spans += spans_per_request - rejected;
+                        accepted_so_far.fetch_add(spans_per_request - rejected, Ordering::Relaxed);
                     }
                     Err(status) if status.code() == Code::Unavailable => {
                         stats.throttled += 1;

@@ -56,19 +56,44 @@ impl ServerProcess {
 
     /// The server's peak resident memory so far (VmHWM), in bytes.
     pub fn peak_rss_bytes(&self) -> anyhow::Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let line = status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .context("no VmHWM in /proc/<pid>/status")?;
-        let kib: u64 = line
-            .split_whitespace()
-            .nth(1)
-            .context("malformed VmHWM line")?
-            .parse()?;
-        Ok(kib * 1024)
+        memory_bytes(self.child.id(), "VmHWM:")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
+
+/// A memory figure of `/proc/<pid>/status` (`VmRSS:`, `VmHWM:`), in bytes.
+pub fn memory_bytes(pid: u32, field: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .with_context(|| format!("no {field} in /proc/<pid>/status"))?;
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .with_context(|| format!("malformed {field} line"))?
+        .parse()?;
+    Ok(kib * 1024)
+}
+
+/// Bytes of every file below `dir`.
+pub fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
+}
+
+impl ServerProcess {}
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {

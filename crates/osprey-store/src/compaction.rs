@@ -1,0 +1,111 @@
+//! Compaction: the blocks of one time window, cut one by one from the head, merged into larger ones
+//! (a span held twice kept once), so queries open fewer files and the store holds fewer objects.
+//!
+//! Crash-safe without coordination: the merged block is written completely (meta last) and names the
+//! blocks it replaces; readers ignore replaced blocks from then on, and only after that are the inputs
+//! deleted. A server compacts only blocks it wrote itself, so a second server reading the same bucket
+//! never competes with it.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::block::write::BlockBuilder;
+use crate::block::{self, Block};
+use crate::Store;
+
+/// Blocks whose first span falls in the same window of this length are merged together.
+pub const WINDOW_NS: u64 = 3600 * 1_000_000_000;
+/// A merged block holds at most this many spans (bounding the memory a merge takes).
+pub const MAX_SPANS: u64 = 4_000_000;
+/// Blocks merged at once at most.
+const MAX_INPUTS: usize = 8;
+
+/// The next blocks to merge: the smallest blocks of the window with most of them, as many as fit.
+pub(crate) fn plan(blocks: &[Arc<Block>], node: &str) -> Option<Vec<Arc<Block>>> {
+    let mut windows: BTreeMap<u64, Vec<Arc<Block>>> = BTreeMap::new();
+    for b in blocks {
+        let own = !b.meta.wal.is_empty() && b.meta.wal.iter().all(|w| w.node == node);
+        if own && b.meta.span_count < MAX_SPANS {
+            windows
+                .entry(b.meta.start_unix_nano / WINDOW_NS)
+                .or_default()
+                .push(b.clone());
+        }
+    }
+    windows
+        .into_values()
+        .filter_map(|mut candidates| {
+            candidates.sort_by_key(|b| b.meta.span_count);
+            let mut chosen = Vec::new();
+            let mut spans = 0;
+            for b in candidates {
+                if chosen.len() == MAX_INPUTS || spans + b.meta.span_count > MAX_SPANS {
+                    break;
+                }
+                spans += b.meta.span_count;
+                chosen.push(b);
+            }
+            (chosen.len() >= 2).then_some(chosen)
+        })
+        .max_by_key(|chosen| chosen.len())
+}
+
+impl Store {
+    /// Merges one set of blocks if there is one to merge; returns whether it did.
+    pub async fn compact_once(&self) -> io::Result<bool> {
+        let _guard = self.maintenance.lock().await;
+        let Some(inputs) = plan(&self.sources.read().blocks, &self.node) else {
+            return Ok(false);
+        };
+        let started = Instant::now();
+        let block_id = crate::new_block_id();
+        let level = inputs
+            .iter()
+            .map(|b| b.meta.compaction_level)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let wal = inputs.iter().flat_map(|b| b.meta.wal.clone()).collect();
+        let replaces: Vec<String> = inputs.iter().map(|b| b.id().to_string()).collect();
+        let (tenant, id, to_read) = (self.tenant.clone(), block_id.clone(), inputs.clone());
+        let built = tokio::task::spawn_blocking(move || -> io::Result<_> {
+            let mut builder = BlockBuilder::default();
+            for input in &to_read {
+                input.copy_into(&mut builder)?;
+            }
+            builder
+                .finish(&id, &tenant, level, wal, replaces)
+                .map_err(block::io_error)
+        })
+        .await
+        .map_err(block::io_error)??;
+        let merged = self.upload(&block_id, built).await?;
+        {
+            let mut sources = self.sources.write();
+            sources
+                .blocks
+                .retain(|b| !inputs.iter().any(|i| Arc::ptr_eq(i, b)));
+            sources.blocks.push(merged.clone());
+        }
+        for input in &inputs {
+            self.storage
+                .delete_block(&self.tenant, input.id())
+                .await
+                .map_err(block::io_error)?;
+        }
+        self.metrics.compactions.inc();
+        self.update_block_gauges();
+        tracing::info!(
+            block = %merged.id(),
+            inputs = inputs.len(),
+            spans = merged.meta.span_count,
+            bytes = merged.meta.data_bytes,
+            level,
+            seconds = started.elapsed().as_secs_f64(),
+            "compacted blocks"
+        );
+        Ok(true)
+    }
+}
