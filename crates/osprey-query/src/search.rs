@@ -14,13 +14,25 @@ impl Query {
     /// Up to `query.limit` traces with a span matching every condition, newest first (by the
     /// trace's start).
     pub fn search(&self, query: &TraceQuery) -> io::Result<Vec<TraceId>> {
+        // Newest sources first: once `limit` traces are found that start after everything an older
+        // source holds ends, the older sources cannot change the answer and are not read.
+        let mut sources: Vec<_> = self
+            .sources()
+            .into_iter()
+            .filter_map(|s| {
+                let range = s.time_range()?;
+                overlaps(range, query.start_range()).then_some((range, s))
+            })
+            .collect();
+        sources.sort_by_key(|(range, _)| std::cmp::Reverse(range.1));
         let mut hits: HashMap<TraceId, u64> = HashMap::new();
-        for source in self.sources() {
-            if !source
-                .time_range()
-                .is_some_and(|range| overlaps(range, query.start_range()))
-            {
-                continue;
+        for ((_, end), source) in &sources {
+            if query.limit > 0 && hits.len() >= query.limit {
+                let mut starts: Vec<u64> = hits.values().copied().collect();
+                starts.sort_unstable_by(|a, b| b.cmp(a));
+                if starts[query.limit - 1] > *end {
+                    break;
+                }
             }
             for hit in source.search(query)? {
                 let start = hits.entry(hit.trace_id).or_insert(hit.start_ns);

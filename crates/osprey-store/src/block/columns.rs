@@ -1,7 +1,6 @@
 //! Arrow builders and readers for the block's composite columns: key/value lists (attributes of every
 //! value type, losslessly) and dedicated attribute columns.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -204,6 +203,24 @@ impl<'a> KeyValueReader<'a> {
             .collect()
     }
 
+    /// Whether the row has attribute `key` whose value reads as `text` (as search compares values),
+    /// without building the row's key/values.
+    pub fn row_has(&self, row: usize, key: &str, text: &str) -> bool {
+        let offsets = self.list.value_offsets();
+        (offsets[row] as usize..offsets[row + 1] as usize).any(|i| {
+            self.key.value(i) == key
+                && match self.value_type.value(i) {
+                    value_type::STRING => self.string.value(i) == text,
+                    value_type::ABSENT | value_type::EMPTY => false,
+                    _ => self
+                        .entry(i)
+                        .value
+                        .and_then(|v| v.value)
+                        .is_some_and(|v| osprey_model::attributes::value_text(&v) == text),
+                }
+        })
+    }
+
     fn entry(&self, i: usize) -> KeyValue {
         let value = |v: Value| Some(AnyValue { value: Some(v) });
         let value = match self.value_type.value(i) {
@@ -232,7 +249,10 @@ impl<'a> KeyValueReader<'a> {
 /// generic list.
 pub struct DedicatedBuilder {
     keys: &'static [(&'static str, Dedicated)],
-    index: HashMap<&'static str, usize>,
+    /// The keys, sorted, with their column: a binary search is cheaper than hashing every key.
+    index: Vec<(&'static str, usize)>,
+    /// Per attribute position of the current row: whether it went to a dedicated column.
+    taken: Vec<bool>,
     strings: Vec<StringBuilder>,
     ints: Vec<Int64Builder>,
     /// Per dedicated key, the attribute position chosen for the current row.
@@ -243,7 +263,13 @@ impl DedicatedBuilder {
     pub fn new(keys: &'static [(&'static str, Dedicated)]) -> DedicatedBuilder {
         DedicatedBuilder {
             keys,
-            index: keys.iter().enumerate().map(|(i, (k, _))| (*k, i)).collect(),
+            index: {
+                let mut index: Vec<_> =
+                    keys.iter().enumerate().map(|(i, (k, _))| (*k, i)).collect();
+                index.sort_unstable();
+                index
+            },
+            taken: Vec::new(),
             strings: keys.iter().map(|_| StringBuilder::new()).collect(),
             ints: keys.iter().map(|_| Int64Builder::new()).collect(),
             chosen: vec![None; keys.len()],
@@ -256,9 +282,13 @@ impl DedicatedBuilder {
     pub fn push_row(&mut self, attributes: &[KeyValue], generic: &mut KeyValueBuilder) {
         self.chosen.iter_mut().for_each(|c| *c = None);
         for (position, kv) in attributes.iter().enumerate() {
-            let Some(&d) = self.index.get(kv.key.as_str()) else {
+            let Ok(found) = self
+                .index
+                .binary_search_by(|(k, _)| (*k).cmp(kv.key.as_str()))
+            else {
                 continue;
             };
+            let d = self.index[found].1;
             let fits = matches!(
                 (
                     self.keys[d].1,
@@ -282,12 +312,17 @@ impl DedicatedBuilder {
                 (Dedicated::Int, _) => self.ints[d].append_null(),
             }
         }
-        let chosen = &self.chosen;
+        self.taken.clear();
+        self.taken.resize(attributes.len(), false);
+        for p in self.chosen.iter().flatten() {
+            self.taken[*p] = true;
+        }
+        let taken = &self.taken;
         generic.push_row(
             attributes
                 .iter()
                 .enumerate()
-                .filter(|(p, _)| !chosen.contains(&Some(*p)))
+                .filter(|(p, _)| !taken[*p])
                 .map(|(_, kv)| kv),
         );
     }

@@ -10,6 +10,7 @@ mod object_reader;
 mod read;
 pub mod schema;
 mod source;
+mod take;
 pub mod trace_index;
 pub mod write;
 
@@ -35,6 +36,36 @@ pub use meta::BlockMeta;
 use schema::{col, SCHEMA};
 use trace_index::TraceIndex;
 
+/// Which rows of a batch (of service, name, start and duration columns) meet the query's conditions
+/// on those columns.
+fn span_conditions(batch: &RecordBatch, query: &crate::TraceQuery) -> arrow_array::BooleanArray {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::UInt64Type;
+    let column = |name: &str| batch.column_by_name(name).expect("projected");
+    let services = column(col::SERVICE_NAME).as_string::<i32>();
+    let names = column(col::NAME).as_string::<i32>();
+    let starts = column(col::START).as_primitive::<UInt64Type>();
+    let durations = column(col::DURATION).as_primitive::<UInt64Type>();
+    let (start, end) = query.start_range();
+    let (min, max) = query.duration_range();
+    (0..batch.num_rows())
+        .map(|row| {
+            Some(
+                (start..=end).contains(&starts.value(row))
+                    && (min..=max).contains(&durations.value(row))
+                    && query
+                        .service
+                        .as_deref()
+                        .is_none_or(|s| services.value(row) == s)
+                    && query
+                        .operation
+                        .as_deref()
+                        .is_none_or(|o| names.value(row) == o),
+            )
+        })
+        .collect()
+}
+
 pub(crate) fn io_error(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
@@ -57,6 +88,9 @@ struct Read<'a> {
     row_groups: Option<Vec<usize>>,
     /// Only the rows of this trace.
     trace: Option<TraceId>,
+    /// Only the spans that meet the query's service, operation, start and duration conditions
+    /// (checked on those columns first; the others are then decoded for matching rows only).
+    spans: Option<crate::TraceQuery>,
 }
 
 impl Block {
@@ -154,6 +188,32 @@ impl Block {
         }
         if let Some(groups) = read.row_groups {
             builder = builder.with_row_groups(groups);
+        }
+        if let Some(query) = read.spans {
+            let query_for_spans = query.clone();
+            let columns = [col::SERVICE_NAME, col::NAME, col::START, col::DURATION];
+            let roots = columns
+                .iter()
+                .map(|c| SCHEMA.index_of(c).map_err(io_error))
+                .collect::<io::Result<Vec<_>>>()?;
+            let predicate = ArrowPredicateFn::new(
+                ProjectionMask::roots(&parquet_schema, roots),
+                move |batch: RecordBatch| Ok(span_conditions(&batch, &query_for_spans)),
+            );
+            let mut predicates: Vec<Box<dyn parquet::arrow::arrow_reader::ArrowPredicate>> =
+                vec![Box::new(predicate)];
+            if !query.attributes.is_empty() {
+                let roots = source::attribute_columns(&query.attributes)
+                    .iter()
+                    .map(|c| SCHEMA.index_of(c).map_err(io_error))
+                    .collect::<io::Result<Vec<_>>>()?;
+                let wanted = query.attributes.clone();
+                predicates.push(Box::new(ArrowPredicateFn::new(
+                    ProjectionMask::roots(&parquet_schema, roots),
+                    move |batch: RecordBatch| Ok(source::attribute_conditions(&batch, &wanted)),
+                )));
+            }
+            builder = builder.with_row_filter(RowFilter::new(predicates));
         }
         if let Some(trace) = read.trace {
             let id_column = SCHEMA.index_of(col::TRACE_ID).map_err(io_error)?;

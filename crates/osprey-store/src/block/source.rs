@@ -8,7 +8,6 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, UInt64Type};
 use arrow_array::{Array, RecordBatch};
 
-use osprey_model::attributes;
 use osprey_model::otlp::ResourceSpans;
 use osprey_model::TraceId;
 
@@ -98,10 +97,51 @@ struct AttributeColumns<'a> {
     resource_dedicated: Vec<DedicatedReader<'a>>,
 }
 
+/// Which rows of a batch (holding the attribute lists and any dedicated columns of the wanted keys)
+/// have every wanted attribute, on the span or else on its resource.
+pub(super) fn attribute_conditions(
+    batch: &RecordBatch,
+    wanted: &[(String, String)],
+) -> arrow_array::BooleanArray {
+    let columns = AttributeColumns {
+        span_generic: KeyValueReader::new(
+            batch.column_by_name(col::ATTRIBUTES).expect("projected"),
+        ),
+        span_dedicated: dedicated_readers(batch, SPAN_DEDICATED, span_column),
+        resource_generic: KeyValueReader::new(
+            batch
+                .column_by_name(col::RESOURCE_ATTRIBUTES)
+                .expect("projected"),
+        ),
+        resource_dedicated: dedicated_readers(batch, RESOURCE_DEDICATED, resource_column),
+    };
+    (0..batch.num_rows())
+        .map(|row| Some(wanted.iter().all(|(k, v)| columns.has(row, k, v))))
+        .collect()
+}
+
+/// The columns an attribute search reads: the generic lists and the dedicated columns of the keys.
+pub(super) fn attribute_columns(wanted: &[(String, String)]) -> Vec<String> {
+    let mut columns = vec![
+        col::ATTRIBUTES.to_string(),
+        col::RESOURCE_ATTRIBUTES.to_string(),
+    ];
+    for (key, _) in wanted {
+        if SPAN_DEDICATED.iter().any(|(k, _)| k == key) {
+            columns.push(span_column(key));
+        }
+        if RESOURCE_DEDICATED.iter().any(|(k, _)| k == key) {
+            columns.push(resource_column(key));
+        }
+    }
+    columns.sort();
+    columns.dedup();
+    columns
+}
+
 impl AttributeColumns<'_> {
     fn has(&self, row: usize, key: &str, value: &str) -> bool {
-        let in_generic =
-            |reader: &KeyValueReader| attributes::matches(&reader.row(row), key, value);
+        let in_generic = |reader: &KeyValueReader| reader.row_has(row, key, value);
         let in_dedicated = |readers: &[DedicatedReader]| {
             readers
                 .iter()
@@ -196,6 +236,7 @@ impl SpanSource for Block {
             columns: Some(SPAN_REF_COLUMNS),
             row_groups: Some(row_groups),
             trace: Some(*id),
+            ..Default::default()
         })?;
         for batch in &batches {
             let columns = SpanRefColumns::new(batch);
@@ -211,71 +252,29 @@ impl SpanSource for Block {
             return Ok(Vec::new());
         }
         let (start, end) = query.start_range();
-        let (min_duration, max_duration) = query.duration_range();
-        let mut columns: Vec<&str> = SPAN_REF_COLUMNS.to_vec();
-        let dedicated_span: Vec<String> =
-            SPAN_DEDICATED.iter().map(|(k, _)| span_column(k)).collect();
-        let dedicated_resource: Vec<String> = RESOURCE_DEDICATED
-            .iter()
-            .map(|(k, _)| resource_column(k))
-            .collect();
-        if !query.attributes.is_empty() {
-            columns.push(col::ATTRIBUTES);
-            columns.push(col::RESOURCE_ATTRIBUTES);
-            columns.extend(dedicated_span.iter().map(String::as_str));
-            columns.extend(dedicated_resource.iter().map(String::as_str));
-        }
+        // Conditions are checked inside the reader (span columns first, then attributes), so only
+        // the ids and trace starts of matching rows are decoded.
         let batches = self.read(Read {
-            columns: Some(&columns),
+            columns: Some(&[col::TRACE_ID, col::TRACE_START]),
             row_groups: Some(self.row_groups_starting_in(start, end)?),
-            trace: None,
+            spans: Some(query.clone()),
+            ..Default::default()
         })?;
         // Newest first by trace start; one hit per trace.
         let mut hits: HashMap<TraceId, u64> = HashMap::new();
         for batch in &batches {
-            let refs = SpanRefColumns::new(batch);
-            let attributes = (!query.attributes.is_empty()).then(|| AttributeColumns {
-                span_generic: KeyValueReader::new(
-                    batch.column_by_name(col::ATTRIBUTES).expect("attributes"),
-                ),
-                span_dedicated: dedicated_readers(batch, SPAN_DEDICATED, span_column),
-                resource_generic: KeyValueReader::new(
-                    batch
-                        .column_by_name(col::RESOURCE_ATTRIBUTES)
-                        .expect("resource attributes"),
-                ),
-                resource_dedicated: dedicated_readers(batch, RESOURCE_DEDICATED, resource_column),
-            });
+            let ids = batch
+                .column_by_name(col::TRACE_ID)
+                .expect("projected")
+                .as_binary::<i32>();
+            let starts = batch
+                .column_by_name(col::TRACE_START)
+                .expect("projected")
+                .as_primitive::<UInt64Type>();
             for row in 0..batch.num_rows() {
-                let span_start = refs.start.value(row);
-                let duration = refs.duration.value(row);
-                if !(start..=end).contains(&span_start)
-                    || !(min_duration..=max_duration).contains(&duration)
-                    || query
-                        .service
-                        .as_ref()
-                        .is_some_and(|s| refs.service.value(row) != s)
-                    || query
-                        .operation
-                        .as_ref()
-                        .is_some_and(|o| refs.name.value(row) != o)
-                {
-                    continue;
+                if let Ok(id) = TraceId::from_bytes(ids.value(row)) {
+                    hits.entry(id).or_insert(starts.value(row));
                 }
-                let id = refs.trace_id(row);
-                if hits.contains_key(&id) {
-                    continue;
-                }
-                if let Some(attributes) = &attributes {
-                    if !query
-                        .attributes
-                        .iter()
-                        .all(|(k, v)| attributes.has(row, k, v))
-                    {
-                        continue;
-                    }
-                }
-                hits.insert(id, refs.trace_start.value(row));
             }
         }
         let mut hits: Vec<TraceHit> = hits
@@ -306,7 +305,7 @@ impl SpanSource for Block {
         let batches = self.read(Read {
             columns: Some(SPAN_REF_COLUMNS),
             row_groups: Some(self.row_groups_starting_in(start_ns, end_ns)?),
-            trace: None,
+            ..Default::default()
         })?;
         let mut spans: Vec<SpanRef> = Vec::new();
         for batch in &batches {

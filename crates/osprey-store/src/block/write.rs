@@ -4,7 +4,7 @@
 //! Spans are appended to Arrow builders as they come (compact, no decoded OTLP kept), then sorted
 //! once by trace id and start time with a permutation, so memory stays near the block's Arrow size.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -13,9 +13,10 @@ use arrow_array::builder::{
 use arrow_array::cast::AsArray;
 use arrow_array::{ArrayRef, RecordBatch, StructArray, UInt32Array};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use osprey_model::attributes::service_name;
 use osprey_model::otlp::{ExportTraceServiceRequest, Resource, ScopeSpans, Span};
@@ -67,6 +68,31 @@ struct LinksBuilder {
     dropped: UInt32Builder,
 }
 
+/// The Parquet paths of the leaves under a list column (`attributes.list.item.key`, …).
+fn list_leaves(field: &arrow_schema::Field) -> Vec<Vec<String>> {
+    fn walk(field: &arrow_schema::Field, path: Vec<String>, out: &mut Vec<Vec<String>>) {
+        match field.data_type() {
+            arrow_schema::DataType::List(item) => {
+                let mut path = path;
+                path.push("list".into());
+                path.push(item.name().clone());
+                walk(item, path, out);
+            }
+            arrow_schema::DataType::Struct(fields) => {
+                for child in fields {
+                    let mut path = path.clone();
+                    path.push(child.name().clone());
+                    walk(child, path, out);
+                }
+            }
+            _ => out.push(path),
+        }
+    }
+    let mut out = Vec::new();
+    walk(field, vec![field.name().clone()], &mut out);
+    out
+}
+
 /// Accumulates spans for one block.
 pub struct BlockBuilder {
     keys: Vec<SortKey>,
@@ -99,7 +125,8 @@ pub struct BlockBuilder {
     scope_schema_url: StringBuilder,
     span_dedicated: DedicatedBuilder,
     resource_dedicated: DedicatedBuilder,
-    operations: BTreeSet<(String, String, u8)>,
+    /// Service → span name → bit set of span kinds: looked up without allocating for every span.
+    operations: HashMap<String, HashMap<String, u8>>,
 }
 
 impl Default for BlockBuilder {
@@ -151,7 +178,7 @@ impl Default for BlockBuilder {
             scope_schema_url: StringBuilder::new(),
             span_dedicated: DedicatedBuilder::new(SPAN_DEDICATED),
             resource_dedicated: DedicatedBuilder::new(RESOURCE_DEDICATED),
-            operations: BTreeSet::new(),
+            operations: HashMap::new(),
         }
     }
 }
@@ -194,12 +221,17 @@ impl BlockBuilder {
         };
         let service = service_name(resource);
         let kind = span.kind.clamp(0, 7) as u8;
-        if !self
-            .operations
-            .contains(&(service.to_string(), span.name.clone(), kind))
-        {
-            self.operations
-                .insert((service.to_string(), span.name.clone(), kind));
+        match self.operations.get_mut(service) {
+            Some(names) => match names.get_mut(&span.name) {
+                Some(kinds) => *kinds |= 1 << kind,
+                None => {
+                    names.insert(span.name.clone(), 1 << kind);
+                }
+            },
+            None => {
+                let names = HashMap::from([(span.name.clone(), 1u8 << kind)]);
+                self.operations.insert(service.to_string(), names);
+            }
         }
         let duration = span
             .end_time_unix_nano
@@ -384,7 +416,7 @@ impl BlockBuilder {
         let columns = self.finish_columns();
         let mut by_name: BTreeMap<String, ArrayRef> = BTreeMap::new();
         for (name, array) in columns {
-            by_name.insert(name, arrow_select::take::take(&array, &indices, None)?);
+            by_name.insert(name, super::take::take(&array, &indices)?);
         }
         let keys: Vec<&SortKey> = order.iter().map(|&i| &self.keys[i as usize]).collect();
         let services = by_name[col::SERVICE_NAME].as_string::<i32>().clone();
@@ -446,7 +478,7 @@ impl BlockBuilder {
             .collect();
         let batch = RecordBatch::try_new(schema.clone(), arrays)?;
         let start_column = schema.index_of(col::START).expect("start column") as i32;
-        let properties = WriterProperties::builder()
+        let mut properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
             .set_dictionary_enabled(true)
             .set_statistics_enabled(EnabledStatistics::Page)
@@ -466,16 +498,55 @@ impl BlockBuilder {
                     nulls_first: false,
                 },
             ]))
-            .set_created_by(format!("osprey {}", env!("CARGO_PKG_VERSION")))
-            .build();
+            .set_created_by(format!("osprey {}", env!("CARGO_PKG_VERSION")));
+        // Random ids do not repeat: a dictionary only costs. Times within a trace are close to each
+        // other: their differences pack in fewer bits than the times.
+        for column in [col::SPAN_ID, col::PARENT_SPAN_ID] {
+            properties = properties.set_column_dictionary_enabled(ColumnPath::from(column), false);
+        }
+        for column in [col::START, col::END, col::DURATION] {
+            properties = properties
+                .set_column_dictionary_enabled(ColumnPath::from(column), false)
+                .set_column_encoding(ColumnPath::from(column), Encoding::DELTA_BINARY_PACKED);
+        }
+        // Nothing prunes by the values inside attribute lists, events or links: min/max statistics of
+        // their strings would cost a comparison per value for nothing.
+        for field in schema.fields() {
+            if matches!(field.data_type(), arrow_schema::DataType::List(_)) {
+                for leaf in list_leaves(field) {
+                    properties = properties.set_column_statistics_enabled(
+                        ColumnPath::new(leaf),
+                        EnabledStatistics::None,
+                    );
+                }
+            }
+        }
+        let properties = properties.build();
         let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(properties))?;
         writer.write(&batch)?;
         let data = writer.into_inner()?;
         let index = TraceIndex::build(&sorted_ids, trace_count, ROW_GROUP_ROWS);
         let index_bytes = index.encode();
 
-        let mut services: Vec<String> = self.operations.iter().map(|o| o.0.clone()).collect();
-        services.dedup();
+        let mut services: Vec<String> = self.operations.keys().cloned().collect();
+        services.sort();
+        let mut operations: Vec<Operation> = std::mem::take(&mut self.operations)
+            .into_iter()
+            .flat_map(|(service, names)| {
+                names.into_iter().flat_map(move |(name, kinds)| {
+                    let service = service.clone();
+                    (0..8u8)
+                        .filter(move |k| kinds & (1 << k) != 0)
+                        .map(move |kind| Operation {
+                            service: service.clone(),
+                            name: name.clone(),
+                            kind,
+                        })
+                })
+            })
+            .collect();
+        operations
+            .sort_by(|a, b| (&a.service, &a.name, a.kind).cmp(&(&b.service, &b.name, b.kind)));
         let meta = BlockMeta {
             format_version: FORMAT_VERSION,
             block_id: block_id.to_string(),
@@ -485,14 +556,7 @@ impl BlockBuilder {
             span_count: keys.len() as u64,
             trace_count: trace_count as u64,
             services,
-            operations: std::mem::take(&mut self.operations)
-                .into_iter()
-                .map(|(service, name, kind)| Operation {
-                    service,
-                    name,
-                    kind,
-                })
-                .collect(),
+            operations,
             data_bytes: data.len() as u64,
             index_bytes: index_bytes.len() as u64,
             row_groups: index.row_groups.len() as u32,

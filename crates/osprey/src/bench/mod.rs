@@ -1,6 +1,7 @@
 //! `osprey bench`: throughput figures measured on this machine. Benchmarks print; they never fail on
 //! time.
 
+mod block;
 mod ingest;
 mod report;
 mod server_process;
@@ -16,6 +17,8 @@ pub enum BenchCommand {
     Ingest(ingest::IngestArgs),
     /// Write-ahead log appends (group commit, index insertion) in-process, from concurrent appenders.
     Wal(store::WalArgs),
+    /// Building one block: decoding, Arrow builders, sorting, Parquet encoding.
+    Block(block::BlockArgs),
     /// Search, trace assembly, summaries, service graph and RED over a store of tracegen-shaped spans.
     Query(store::QueryArgs),
 }
@@ -25,5 +28,6 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Ingest(args) => ingest::run(args).await,
         BenchCommand::Wal(args) => store::wal(args).await,
         BenchCommand::Query(args) => store::query(args).await,
+        BenchCommand::Block(args) => block::run(args).await,
     }
 }

@@ -81,7 +81,7 @@ impl Drop for BenchDir {
     }
 }
 
-fn generate(count: usize, shape: Shape) -> Vec<(Arc<ExportTraceServiceRequest>, Bytes)> {
+pub(super) fn generate(count: usize, shape: Shape) -> Vec<(Arc<ExportTraceServiceRequest>, Bytes)> {
     let now_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
