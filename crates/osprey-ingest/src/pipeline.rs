@@ -251,6 +251,10 @@ impl Ingester {
                     AppendError::Full => IngestError::Throttled(
                         "the write-ahead log is behind; retry after a pause".to_string(),
                     ),
+                    AppendError::BlocksBehind => IngestError::Throttled(
+                        "blocks are being written more slowly than spans arrive; retry after a pause"
+                            .to_string(),
+                    ),
                     AppendError::TooLarge(n) => too_large(n, self.limits.max_request_bytes),
                     AppendError::Io(_) | AppendError::Closed | AppendError::Empty => {
                         IngestError::Unavailable(format!("spans could not be stored: {e}"))

@@ -214,3 +214,30 @@ fn service_graph_and_red_come_from_the_index() {
         );
     });
 }
+
+#[test]
+fn newest_by_trace_start_wherever_the_spans_are() {
+    // Trace 5 starts later but arrives first; trace 6 starts earlier and arrives last. The newest trace
+    // is 5 whichever source holds them.
+    let batches = [
+        request("gateway", vec![span(5, 1, None, "GET /", 2000, 10)]),
+        request("gateway", vec![span(7, 1, None, "GET /", 1000, 10)]),
+        request("gateway", vec![span(6, 1, None, "GET /", 500, 10)]),
+    ];
+    for_each_state(&batches, |query| {
+        let newest = |limit| {
+            query
+                .search(&TraceQuery {
+                    limit,
+                    ..TraceQuery::default()
+                })
+                .unwrap()
+                .into_iter()
+                .map(|id| id.0[0])
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(newest(1), [5]);
+        assert_eq!(newest(2), [5, 7]);
+        assert_eq!(newest(10), [5, 7, 6]);
+    });
+}

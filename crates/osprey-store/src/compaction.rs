@@ -17,8 +17,9 @@ use crate::Store;
 
 /// Blocks whose first span falls in the same window of this length are merged together.
 pub const WINDOW_NS: u64 = 3600 * 1_000_000_000;
-/// A merged block holds at most this many spans (bounding the memory a merge takes).
-pub const MAX_SPANS: u64 = 4_000_000;
+/// A merged block holds at most this many spans (bounding the memory a merge takes: about 1 KiB a
+/// span while it is built).
+pub const MAX_SPANS: u64 = 1_000_000;
 /// Blocks merged at once at most.
 const MAX_INPUTS: usize = 8;
 
@@ -54,8 +55,9 @@ pub(crate) fn plan(blocks: &[Arc<Block>], node: &str) -> Option<Vec<Arc<Block>>>
 
 impl Store {
     /// Merges one set of blocks if there is one to merge; returns whether it did.
+    ///
+    /// The merge itself runs without the maintenance lock (cuts go on meanwhile); the swap takes it.
     pub async fn compact_once(&self) -> io::Result<bool> {
-        let _guard = self.maintenance.lock().await;
         let Some(inputs) = plan(&self.sources.read().blocks, &self.node) else {
             return Ok(false);
         };
@@ -68,7 +70,14 @@ impl Store {
             .unwrap_or(0)
             + 1;
         let wal = inputs.iter().flat_map(|b| b.meta.wal.clone()).collect();
-        let replaces: Vec<String> = inputs.iter().map(|b| b.id().to_string()).collect();
+        // Transitively: if an input of an input was never deleted (a failed delete), this block still
+        // hides it.
+        let mut replaces: Vec<String> = inputs
+            .iter()
+            .flat_map(|b| std::iter::once(b.id().to_string()).chain(b.meta.replaces.clone()))
+            .collect();
+        replaces.sort();
+        replaces.dedup();
         let (tenant, id, to_read) = (self.tenant.clone(), block_id.clone(), inputs.clone());
         let built = tokio::task::spawn_blocking(move || -> io::Result<_> {
             let mut builder = BlockBuilder::default();
@@ -83,13 +92,19 @@ impl Store {
         .map_err(block::io_error)??;
         let merged = self.upload(&block_id, built).await?;
         {
+            let _guard = self.maintenance.lock().await;
             let mut sources = self.sources.write();
             sources
                 .blocks
                 .retain(|b| !inputs.iter().any(|i| Arc::ptr_eq(i, b)));
-            sources.blocks.push(merged.clone());
+            // A re-listing may have found the merged block already.
+            if !sources.blocks.iter().any(|b| b.id() == merged.id()) {
+                sources.blocks.push(merged.clone());
+            }
         }
+        self.update_block_gauges();
         for input in &inputs {
+            crate::wait_for_readers(input).await;
             self.storage
                 .delete_block(&self.tenant, input.id())
                 .await

@@ -186,56 +186,58 @@ impl SpanSource for Generation {
     }
 
     fn search(&self, query: &TraceQuery) -> io::Result<Vec<TraceHit>> {
+        // Every trace with a span meeting the index's conditions, then the newest `limit` of them
+        // (by trace start, as blocks rank them) whose attributes match too.
+        let mut candidates = Vec::new();
+        let mut before = usize::MAX;
+        loop {
+            let head = self.head.read();
+            let Some(filter) = IndexFilter::new(&head, query) else {
+                return Ok(Vec::new());
+            };
+            let mut scanned = 0;
+            for trace in head.traces_newest_first(before).take(CHUNK) {
+                scanned += 1;
+                if !overlaps((trace.start_ns, trace.end_ns), (filter.start, filter.end)) {
+                    continue;
+                }
+                let mut spans = head.spans(trace).filter(|s| filter.matches(s)).peekable();
+                if spans.peek().is_none() {
+                    continue;
+                }
+                candidates.push(Candidate {
+                    hit: TraceHit {
+                        trace_id: trace.id,
+                        start_ns: trace.start_ns,
+                    },
+                    spans: if query.attributes.is_empty() {
+                        Vec::new()
+                    } else {
+                        spans.map(|s| (head.record(s.record), s.position)).collect()
+                    },
+                });
+            }
+            before = before.min(head.trace_count()) - scanned;
+            if scanned < CHUNK {
+                break;
+            }
+        }
+        candidates.sort_unstable_by(|a, b| {
+            b.hit
+                .start_ns
+                .cmp(&a.hit.start_ns)
+                .then(a.hit.trace_id.cmp(&b.hit.trace_id))
+        });
         let mut found = Vec::new();
         let mut records: HashMap<RecordLocation, ExportTraceServiceRequest> = HashMap::new();
-        let mut before = usize::MAX;
-        while found.len() < query.limit {
-            let (candidates, exhausted) = {
-                let head = self.head.read();
-                let Some(filter) = IndexFilter::new(&head, query) else {
-                    return Ok(found);
-                };
-                let mut candidates = Vec::new();
-                let mut scanned = 0;
-                for trace in head.traces_newest_first(before).take(CHUNK) {
-                    scanned += 1;
-                    if !overlaps((trace.start_ns, trace.end_ns), (filter.start, filter.end)) {
-                        continue;
-                    }
-                    let spans: Vec<_> = head
-                        .spans(trace)
-                        .filter(|s| filter.matches(s))
-                        .map(|s| (head.record(s.record), s.position))
-                        .collect();
-                    if !spans.is_empty() {
-                        candidates.push(Candidate {
-                            hit: TraceHit {
-                                trace_id: trace.id,
-                                start_ns: trace.start_ns,
-                            },
-                            spans,
-                        });
-                    }
-                    if query.attributes.is_empty() && found.len() + candidates.len() >= query.limit
-                    {
-                        break;
-                    }
-                }
-                before = before.min(head.trace_count()) - scanned;
-                (candidates, scanned < CHUNK)
-            };
-            for candidate in candidates {
-                if found.len() >= query.limit {
-                    break;
-                }
-                if query.attributes.is_empty()
-                    || self.any_has_attributes(&candidate.spans, &query.attributes, &mut records)?
-                {
-                    found.push(candidate.hit);
-                }
-            }
-            if exhausted {
+        for candidate in candidates {
+            if found.len() >= query.limit {
                 break;
+            }
+            if query.attributes.is_empty()
+                || self.any_has_attributes(&candidate.spans, &query.attributes, &mut records)?
+            {
+                found.push(candidate.hit);
             }
         }
         Ok(found)

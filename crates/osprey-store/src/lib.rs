@@ -41,6 +41,9 @@ use block::meta::WalSource;
 use block::write::BlockBuilder;
 use objects::{DATA_FILE, INDEX_FILE, META_FILE};
 
+/// Closed head generations (cut, their blocks not yet written) beyond which appends are refused.
+const MAX_CLOSED_GENERATIONS: usize = 1;
+
 /// The tenant of requests that name none (Tempo's default too).
 pub const DEFAULT_TENANT: &str = "single-tenant";
 
@@ -67,7 +70,7 @@ impl Default for StoreOptions {
             wal: WalOptions::default(),
             storage: None,
             max_block_duration: Duration::from_secs(5 * 60),
-            max_block_bytes: 128 << 20,
+            max_block_bytes: 64 << 20,
             retention: Duration::from_secs(14 * 24 * 3600),
             block_list_interval: Duration::from_secs(30),
         }
@@ -92,6 +95,10 @@ pub struct Store {
     sources: RwLock<Sources>,
     /// Held by whatever changes the block list (cutting, retention, re-listing), one at a time.
     maintenance: tokio::sync::Mutex<()>,
+    /// Held (shared) by an append from its log write until its spans are indexed, and exclusively by
+    /// a cut across rotating the log and adding the new generation: so a record in the new segment is
+    /// never indexed into the generation being closed.
+    rotation: tokio::sync::RwLock<()>,
     metrics: StoreMetrics,
     gauges: TenantGauges,
 }
@@ -135,6 +142,8 @@ pub struct OpenReport {
     pub blocks: usize,
     /// Block directories without a meta (a cut that did not finish); left for the operator.
     pub incomplete_blocks: Vec<String>,
+    /// Blocks whose meta or index could not be read (damaged, or a newer format); skipped.
+    pub unreadable_blocks: Vec<String>,
 }
 
 fn now_ns() -> u64 {
@@ -153,6 +162,15 @@ pub(crate) fn new_block_id() -> String {
         fastrand::u32(..),
         fastrand::u64(..) & 0xffff_ffff_ffff
     )
+}
+
+/// Waits (up to a minute) until no query holds `source` any more: queries take a snapshot of the
+/// sources, and a source's files are deleted only once the snapshots that hold it are gone.
+pub(crate) async fn wait_for_readers<T>(source: &Arc<T>) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Arc::strong_count(source) > 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Drops blocks that a compacted block replaces (both exist after a crash mid-compaction); returns
@@ -210,9 +228,14 @@ impl Store {
             .await
             .map_err(block::io_error)?
         {
-            match Block::open(storage.clone(), &tenant, &id).await? {
-                Some(b) => blocks.push(Arc::new(b)),
-                None => report.incomplete_blocks.push(id),
+            match Block::open(storage.clone(), &tenant, &id).await {
+                Ok(Some(b)) => blocks.push(Arc::new(b)),
+                Ok(None) => report.incomplete_blocks.push(id),
+                // One unreadable block must not keep the server (and every other block) down.
+                Err(e) => {
+                    tracing::error!(tenant, block = %id, error = %e, "skipping a block that cannot be read");
+                    report.unreadable_blocks.push(id);
+                }
             }
         }
         let replaced = without_replaced(&mut blocks);
@@ -270,6 +293,7 @@ impl Store {
                 blocks,
             }),
             maintenance: tokio::sync::Mutex::new(()),
+            rotation: tokio::sync::RwLock::new(()),
             metrics,
             gauges,
         };
@@ -284,6 +308,12 @@ impl Store {
         request: &ExportTraceServiceRequest,
         payload: Bytes,
     ) -> Result<(), AppendError> {
+        // Back-pressure: when blocks are written more slowly than spans arrive, closed generations
+        // would pile up in memory. Refusing (clients retry) keeps memory bounded instead.
+        if self.sources.read().generations.len() > MAX_CLOSED_GENERATIONS + 1 {
+            return Err(AppendError::BlocksBehind);
+        }
+        let _rotation = self.rotation.read().await;
         let location = self.wal.append(payload).await?;
         // The generation that owns the record's segment. If that generation was already released,
         // its block holds the record (the block was read from the segment after the write).
@@ -348,16 +378,27 @@ impl Store {
         &self.tenant
     }
 
-    /// Runs cutting, retention and block re-listing until the process ends.
+    /// Runs cutting, compaction, retention and block re-listing until the process ends.
     pub async fn run_maintenance(self: Arc<Self>) {
+        // Compaction takes seconds; it runs beside cutting, which must keep up with ingest.
+        let compactor = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match compactor.compact_once().await {
+                    Ok(true) => {}
+                    Ok(false) => tokio::time::sleep(Duration::from_secs(5)).await,
+                    Err(e) => {
+                        tracing::error!(error = %e, "compacting blocks failed; will retry");
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                    }
+                }
+            }
+        });
         let mut last_listing = Instant::now();
         loop {
             tokio::time::sleep(Duration::from_millis(250)).await;
             if let Err(e) = self.cut_if_due().await {
                 tracing::error!(error = %e, "cutting the head into a block failed; will retry");
-            }
-            if let Err(e) = self.compact_once().await {
-                tracing::error!(error = %e, "compacting blocks failed; will retry");
             }
             // Cheap: it looks at the metas in memory and touches the store only for expired blocks.
             if let Err(e) = self.apply_retention().await {
@@ -408,6 +449,7 @@ impl Store {
     /// Rotates the log and starts a new active generation; the old one is closed (no more appends).
     async fn close_active(&self) -> io::Result<()> {
         let _guard = self.maintenance.lock().await;
+        let _rotation = self.rotation.write().await;
         let next = self.wal.rotate().await?;
         let generation = Arc::new(Generation::new(next, Head::default(), self.wal.clone()));
         self.sources.write().generations.push(generation);
@@ -483,10 +525,7 @@ impl Store {
         self.gauges.head_spans.dec_by(spans as i64);
         self.gauges.head_traces.dec_by(traces as i64);
         // Queries that took the generation before the swap may still read its segments.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Arc::strong_count(closed) > 1 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_for_readers(closed).await;
         self.wal.remove_segments(first, end_segment)?;
         self.metrics.cuts.inc();
         self.update_block_gauges();
@@ -543,8 +582,8 @@ impl Store {
         {
             return Ok(());
         }
-        let _guard = self.maintenance.lock().await;
         let expired: Vec<Arc<Block>> = {
+            let _guard = self.maintenance.lock().await;
             let mut sources = self.sources.write();
             let (expired, kept) = sources
                 .blocks
@@ -553,7 +592,9 @@ impl Store {
             sources.blocks = kept;
             expired
         };
+        self.update_block_gauges();
         for block in &expired {
+            wait_for_readers(block).await;
             self.storage
                 .delete_block(&self.tenant, block.id())
                 .await
@@ -582,8 +623,12 @@ impl Store {
             .collect();
         let mut added = Vec::new();
         for id in ids.iter().filter(|id| !known.contains(id)) {
-            if let Some(block) = Block::open(self.storage.clone(), &self.tenant, id).await? {
-                added.push(Arc::new(block));
+            match Block::open(self.storage.clone(), &self.tenant, id).await {
+                Ok(Some(block)) => added.push(Arc::new(block)),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(tenant = %self.tenant, block = %id, error = %e, "skipping a block that cannot be read")
+                }
             }
         }
         {

@@ -51,6 +51,12 @@ pub async fn run(args: BlocksArgs) -> anyhow::Result<()> {
             Err(e) => return Err(e.into()),
         }
     }
+    // Blocks a compaction replaced (left behind by a crash before their deletion) hold nothing new.
+    let replaced: std::collections::HashSet<String> = metas
+        .iter()
+        .flat_map(|m| m.replaces.iter().cloned())
+        .collect();
+    metas.retain(|m| !replaced.contains(&m.block_id));
     metas.sort_by_key(|m| (m.start_unix_nano, m.block_id.clone()));
     if args.json {
         for meta in &metas {

@@ -73,7 +73,7 @@ pub struct ServeArgs {
     /// Cut the head into a block once it is this old (default 5m).
     #[arg(long, env = "OSPREY_MAX_BLOCK_DURATION", value_parser = parse_duration)]
     pub max_block_duration: Option<Duration>,
-    /// …or once its log records reach this size (default 128MiB), whichever comes first.
+    /// …or once its log records reach this size (default 64MiB), whichever comes first.
     #[arg(long, env = "OSPREY_MAX_BLOCK_BYTES", value_parser = parse_size)]
     pub max_block_bytes: Option<u64>,
     /// Delete blocks whose newest span ended longer ago than this (default 14d).
@@ -134,6 +134,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 tenant,
                 blocks = ?report.incomplete_blocks,
                 "block directories without meta.json (cuts that did not finish) are ignored"
+            );
+        }
+        if !report.unreadable_blocks.is_empty() {
+            tracing::error!(
+                tenant,
+                blocks = ?report.unreadable_blocks,
+                "blocks that could not be read are skipped (see the errors above)"
             );
         }
         tracing::info!(

@@ -110,6 +110,12 @@ impl Block {
         };
         let meta: BlockMeta = serde_json::from_slice(&meta)
             .map_err(|e| io_error(format!("block {id}: meta.json: {e}")))?;
+        if meta.block_id != id || meta.tenant != tenant {
+            return Err(io_error(format!(
+                "block {id} of tenant {tenant}: meta.json names block {} of tenant {}",
+                meta.block_id, meta.tenant
+            )));
+        }
         if meta.format_version != meta::FORMAT_VERSION {
             return Err(io_error(format!(
                 "block {id}: format version {} is not supported (this build reads {})",

@@ -6,6 +6,8 @@ use arrow_array::{
     Array, BinaryArray, Int32Array, RecordBatch, StringArray, StructArray, UInt32Array, UInt64Array,
 };
 
+use prost::Message;
+
 use osprey_model::otlp::{
     span::{Event, Link},
     InstrumentationScope, KeyValue, Resource, ResourceSpans, ScopeSpans, Span, Status,
@@ -81,6 +83,7 @@ pub struct RowReader<'a> {
     scope_attributes: KeyValueReader<'a>,
     scope_dropped: &'a UInt32Array,
     scope_schema_url: &'a StringArray,
+    resource_entity_refs: &'a BinaryArray,
     span_dedicated: Vec<DedicatedReader<'a>>,
     resource_dedicated: Vec<DedicatedReader<'a>>,
 }
@@ -163,6 +166,7 @@ impl<'a> RowReader<'a> {
             ),
             scope_dropped: u32s(batch, col::SCOPE_DROPPED_ATTRIBUTES),
             scope_schema_url: strings(batch, col::SCOPE_SCHEMA_URL),
+            resource_entity_refs: binaries(batch, col::RESOURCE_ENTITY_REFS),
             span_dedicated: dedicated_readers(batch, SPAN_DEDICATED, span_column),
             resource_dedicated: dedicated_readers(batch, RESOURCE_DEDICATED, resource_column),
         }
@@ -227,7 +231,14 @@ impl<'a> RowReader<'a> {
                 row,
             ),
             dropped_attributes_count: self.resource_dropped.value(row),
-            ..Default::default()
+            entity_refs: if self.resource_entity_refs.is_valid(row) {
+                // Written by us from a decoded resource, so it decodes; a damaged file reads as none.
+                Resource::decode(self.resource_entity_refs.value(row))
+                    .map(|r| r.entity_refs)
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            },
         })
     }
 

@@ -154,6 +154,7 @@ pub mod col {
     pub const SCOPE_ATTRIBUTES: &str = "scope_attributes";
     pub const SCOPE_DROPPED_ATTRIBUTES: &str = "scope_dropped_attributes_count";
     pub const SCOPE_SCHEMA_URL: &str = "scope_schema_url";
+    pub const RESOURCE_ENTITY_REFS: &str = "resource_entity_refs";
 }
 
 /// The whole schema, built once.
@@ -193,6 +194,9 @@ pub static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new(SCOPE_ATTRIBUTES, key_value_list(), false),
         Field::new(SCOPE_DROPPED_ATTRIBUTES, DataType::UInt32, false),
         Field::new(SCOPE_SCHEMA_URL, DataType::Utf8, false),
+        // The resource's entity references, as the protobuf of a `Resource` holding only them; null
+        // when there are none.
+        Field::new(RESOURCE_ENTITY_REFS, DataType::Binary, true),
     ];
     for (key, kind) in SPAN_DEDICATED {
         fields.push(Field::new(span_column(key), dedicated_type(*kind), true));

@@ -47,20 +47,24 @@ fn hashes(id: &TraceId) -> (u64, u64) {
 }
 
 impl TraceIndex {
-    /// The index of a block whose row groups hold these (sorted) trace ids, `rows_per_group` each.
-    pub fn build(sorted_ids: &[TraceId], distinct: usize, rows_per_group: usize) -> TraceIndex {
+    /// The index of a block whose rows hold these (sorted) trace ids, in row groups starting at
+    /// `group_starts` (the first is 0).
+    pub fn build(sorted_ids: &[TraceId], distinct: usize, group_starts: &[usize]) -> TraceIndex {
         let bits = (distinct.max(1) * BITS_PER_TRACE)
             .next_power_of_two()
             .max(64);
         let mut index = TraceIndex {
-            row_groups: sorted_ids
-                .chunks(rows_per_group.max(1))
+            row_groups: group_starts
+                .iter()
                 .enumerate()
-                .map(|(i, ids)| RowGroupRange {
-                    min: ids[0],
-                    max: ids[ids.len() - 1],
-                    first_row: (i * rows_per_group) as u64,
-                    rows: ids.len() as u64,
+                .map(|(i, &first)| {
+                    let end = group_starts.get(i + 1).copied().unwrap_or(sorted_ids.len());
+                    RowGroupRange {
+                        min: sorted_ids[first],
+                        max: sorted_ids[end - 1],
+                        first_row: first as u64,
+                        rows: (end - first) as u64,
+                    }
                 })
                 .collect(),
             hashes: HASHES,
@@ -193,7 +197,8 @@ mod tests {
     #[test]
     fn finds_what_it_holds_and_round_trips() {
         let ids: Vec<TraceId> = (0..10_000).map(|n| id(n * 2)).collect();
-        let index = TraceIndex::build(&ids, ids.len(), 1000);
+        let starts: Vec<usize> = (0..ids.len()).step_by(1000).collect();
+        let index = TraceIndex::build(&ids, ids.len(), &starts);
         assert_eq!(index.row_groups.len(), 10);
         assert!(ids.iter().all(|i| index.may_contain(i)));
         let false_positives = (0..10_000)

@@ -17,6 +17,7 @@ use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
+use prost::Message;
 
 use osprey_model::attributes::service_name;
 use osprey_model::otlp::{ExportTraceServiceRequest, Resource, ScopeSpans, Span};
@@ -27,7 +28,8 @@ use super::meta::{BlockMeta, Operation, WalSource, FORMAT_VERSION};
 use super::schema::{col, event_fields, link_fields, RESOURCE_DEDICATED, SCHEMA, SPAN_DEDICATED};
 use super::trace_index::TraceIndex;
 
-/// Rows per row group: a lookup by id reads within one row group, a scan prunes by their statistics.
+/// Rows per row group (more when the last trace runs on): a lookup by id reads within one row group,
+/// a scan prunes by their statistics.
 pub const ROW_GROUP_ROWS: usize = 64 * 1024;
 /// Rows per data page: with the page index, a lookup by id reads a few pages of each column.
 const PAGE_ROWS: usize = 4096;
@@ -42,8 +44,10 @@ pub struct BuiltBlock {
 struct SortKey {
     trace_id: TraceId,
     start: u64,
-    /// The span id as a number: with the trace id and start, what makes two rows the same span.
+    /// The span id as a number: with the trace id and start, what makes two rows the same span…
     span: u64,
+    /// …if their content agrees too (a fingerprint of what else the span carries).
+    content: u64,
     end: u64,
     root: bool,
 }
@@ -66,6 +70,22 @@ struct LinksBuilder {
     flags: UInt32Builder,
     attributes: KeyValueBuilder,
     dropped: UInt32Builder,
+}
+
+/// A cheap fingerprint of what else a span (and its resource and scope) carries: its encoded size
+/// and end time, and theirs. Two rows are one span sent twice only when this agrees too; a copy that
+/// differs in content keeps both rows, as the head shows both.
+fn fingerprint(resource: Option<&Resource>, ss: &ScopeSpans, span: &Span) -> u64 {
+    let mut h = span.encoded_len() as u64;
+    for part in [
+        span.end_time_unix_nano,
+        resource.map_or(0, |r| r.encoded_len() as u64),
+        ss.scope.as_ref().map_or(0, |s| s.encoded_len() as u64),
+        ss.schema_url.len() as u64,
+    ] {
+        h = (h ^ part).wrapping_mul(0x100000001b3).rotate_left(17);
+    }
+    h
 }
 
 /// The Parquet paths of the leaves under a list column (`attributes.list.item.key`, …).
@@ -123,6 +143,7 @@ pub struct BlockBuilder {
     scope_attributes: KeyValueBuilder,
     scope_dropped: UInt32Builder,
     scope_schema_url: StringBuilder,
+    resource_entity_refs: BinaryBuilder,
     span_dedicated: DedicatedBuilder,
     resource_dedicated: DedicatedBuilder,
     /// Service → span name → bit set of span kinds: looked up without allocating for every span.
@@ -176,6 +197,7 @@ impl Default for BlockBuilder {
             scope_attributes: KeyValueBuilder::new(),
             scope_dropped: UInt32Builder::new(),
             scope_schema_url: StringBuilder::new(),
+            resource_entity_refs: BinaryBuilder::new(),
             span_dedicated: DedicatedBuilder::new(SPAN_DEDICATED),
             resource_dedicated: DedicatedBuilder::new(RESOURCE_DEDICATED),
             operations: HashMap::new(),
@@ -243,6 +265,7 @@ impl BlockBuilder {
                 .span_id
                 .iter()
                 .fold(0u64, |n, b| (n << 8) | u64::from(*b)),
+            content: fingerprint(resource, ss, span),
             end: span.start_time_unix_nano + duration,
             root: span.parent_span_id.iter().all(|b| *b == 0),
         });
@@ -304,6 +327,15 @@ impl BlockBuilder {
         self.scope_dropped
             .append_value(ss.scope.as_ref().map_or(0, |s| s.dropped_attributes_count));
         self.scope_schema_url.append_value(&ss.schema_url);
+        self.resource_entity_refs.append_option(
+            resource.filter(|r| !r.entity_refs.is_empty()).map(|r| {
+                Resource {
+                    entity_refs: r.entity_refs.clone(),
+                    ..Default::default()
+                }
+                .encode_to_vec()
+            }),
+        );
     }
 
     /// The columns as appended (unsorted), by name, without the trace-level ones.
@@ -381,6 +413,10 @@ impl BlockBuilder {
                 col::SCOPE_SCHEMA_URL,
                 Arc::new(self.scope_schema_url.finish()),
             ),
+            (
+                col::RESOURCE_ENTITY_REFS,
+                Arc::new(self.resource_entity_refs.finish()),
+            ),
         ];
         let span_columns = SPAN_DEDICATED
             .iter()
@@ -409,7 +445,7 @@ impl BlockBuilder {
         replaces: Vec<String>,
     ) -> Result<BuiltBlock, parquet::errors::ParquetError> {
         let mut order: Vec<u32> = (0..self.keys.len() as u32).collect();
-        let key = |k: &SortKey| (k.trace_id, k.start, k.span);
+        let key = |k: &SortKey| (k.trace_id, k.start, k.span, k.content);
         order.sort_by(|&a, &b| key(&self.keys[a as usize]).cmp(&key(&self.keys[b as usize])));
         order.dedup_by(|a, b| key(&self.keys[*a as usize]) == key(&self.keys[*b as usize]));
         let indices = UInt32Array::from(order.clone());
@@ -482,7 +518,8 @@ impl BlockBuilder {
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
             .set_dictionary_enabled(true)
             .set_statistics_enabled(EnabledStatistics::Page)
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            // Row groups are ended by hand, on trace boundaries (below).
+            .set_max_row_group_row_count(None)
             .set_data_page_row_count_limit(PAGE_ROWS)
             .set_write_batch_size(1024)
             .set_sorting_columns(Some(vec![
@@ -523,9 +560,22 @@ impl BlockBuilder {
         }
         let properties = properties.build();
         let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(properties))?;
-        writer.write(&batch)?;
+        // A row group ends at the first trace boundary after ROW_GROUP_ROWS rows: a trace is never
+        // split between row groups, so a lookup or scan sees it whole within one.
+        let mut group_starts = Vec::new();
+        let mut first = 0;
+        while first < sorted_ids.len() {
+            let mut end = (first + ROW_GROUP_ROWS).min(sorted_ids.len());
+            while end < sorted_ids.len() && sorted_ids[end] == sorted_ids[end - 1] {
+                end += 1;
+            }
+            writer.write(&batch.slice(first, end - first))?;
+            writer.flush()?;
+            group_starts.push(first);
+            first = end;
+        }
         let data = writer.into_inner()?;
-        let index = TraceIndex::build(&sorted_ids, trace_count, ROW_GROUP_ROWS);
+        let index = TraceIndex::build(&sorted_ids, trace_count, &group_starts);
         let index_bytes = index.encode();
 
         let mut services: Vec<String> = self.operations.keys().cloned().collect();

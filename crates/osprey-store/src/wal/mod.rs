@@ -70,6 +70,8 @@ pub struct RecordLocation {
 pub enum AppendError {
     #[error("the write-ahead log queue is full")]
     Full,
+    #[error("blocks are being written more slowly than spans arrive")]
+    BlocksBehind,
     #[error("record of {0} bytes exceeds the write-ahead log's record limit")]
     TooLarge(usize),
     #[error("an empty record cannot be told from a zero-filled tail, so none is written")]

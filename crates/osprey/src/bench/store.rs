@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Args;
+use prometheus_client::metrics::counter::Counter;
 use prost::Message;
 
 use osprey_model::otlp::ExportTraceServiceRequest;
@@ -49,6 +50,16 @@ pub struct QueryArgs {
     /// Cut everything into blocks before measuring (queries then read Parquet, not the head).
     #[arg(long)]
     blocks: bool,
+    /// With --blocks: spans a block.
+    #[arg(long, default_value_t = 1_000_000)]
+    block_spans: usize,
+    /// Spread the spans over this many hours (blocks in time order, the newest ending now).
+    #[arg(long, default_value_t = 0.0)]
+    hours: f64,
+    /// Where blocks go (a directory or an s3:// URL, as for `serve`); with it, the requests each
+    /// query makes to the store are printed.
+    #[arg(long)]
+    storage: Option<String>,
 }
 
 /// A data directory that is removed afterwards unless the user named it.
@@ -176,8 +187,10 @@ pub async fn wal(args: WalArgs) -> anyhow::Result<()> {
 fn measure(
     label: &str,
     seconds: u64,
+    requests: &Counter,
     mut work: impl FnMut(usize) -> anyhow::Result<usize>,
 ) -> anyhow::Result<()> {
+    let requests_before = requests.get();
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut latencies = Vec::new();
     let mut results = 0;
@@ -191,11 +204,12 @@ fn measure(
     let total: Duration = latencies.iter().sum();
     latencies.sort_unstable();
     println!(
-        "{label}: {:.0}/s, p50 {:.3} ms, p99 {:.3} ms, {:.1} results each",
+        "{label}: {:.0}/s, p50 {:.3} ms, p99 {:.3} ms, {:.1} results each, {:.1} store requests each",
         latencies.len() as f64 / total.as_secs_f64(),
         percentile(&latencies, 0.5).as_secs_f64() * 1e3,
         percentile(&latencies, 0.99).as_secs_f64() * 1e3,
         results as f64 / latencies.len().max(1) as f64,
+        (requests.get() - requests_before) as f64 / latencies.len().max(1) as f64,
     );
     Ok(())
 }
@@ -206,51 +220,78 @@ pub async fn query(args: QueryArgs) -> anyhow::Result<()> {
         spans_per_trace: args.spans_per_trace,
         services: 10,
     };
-    let requests = generate(args.spans.div_ceil(shape.spans_per_request), shape);
     let dir = BenchDir::new(args.data_dir, "query");
     let options = StoreOptions {
         wal: WalOptions {
             fsync: FsyncPolicy::Interval(Duration::from_secs(1)),
             ..WalOptions::default()
         },
+        storage: args.storage.clone(),
         ..StoreOptions::default()
     };
     let (store, _) = Store::open(&dir.path, options).await?;
-    let loading = Instant::now();
-    for (request, bytes) in &requests {
-        store.append(request, bytes.clone()).await?;
+    // Generated and stored a block's worth at a time, so any size fits in memory; each block's spans
+    // are `hours / blocks` older than the next one's, the newest ending now.
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos() as u64;
+    let requests_total = args.spans.div_ceil(shape.spans_per_request);
+    let per_block = (args.block_spans / shape.spans_per_request).max(1);
+    let chunks = requests_total.div_ceil(per_block);
+    let step_ns = (args.hours * 3600.0 * 1e9) as u64 / chunks.max(1) as u64;
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut traces: Vec<TraceId> = Vec::new();
+    let mut stored = 0u64;
+    let (loading, mut cutting) = (Instant::now(), Duration::ZERO);
+    for chunk in 0..chunks {
+        let base_ns = now_ns - (chunks - 1 - chunk) as u64 * step_ns;
+        for _ in 0..per_block.min(requests_total - chunk * per_block) {
+            let request = tracegen::request(shape, &mut rng, base_ns);
+            // A sample of the roots (at most about 100,000) to look traces up by id.
+            traces.extend(
+                request
+                    .resource_spans
+                    .iter()
+                    .flat_map(|rs| &rs.scope_spans)
+                    .flat_map(|ss| &ss.spans)
+                    .filter(|s| s.parent_span_id.is_empty())
+                    .filter(|_| rng.usize(..args.spans.div_ceil(1_000_000).max(1)) == 0)
+                    .filter_map(|s| TraceId::from_bytes(&s.trace_id).ok()),
+            );
+            let bytes = Bytes::from(request.encode_to_vec());
+            store.append(&request, bytes).await?;
+            stored += shape.spans_per_request as u64;
+        }
+        if args.blocks {
+            let started = Instant::now();
+            store.flush().await?;
+            cutting += started.elapsed();
+        }
     }
-    let traces: Vec<TraceId> = requests
-        .iter()
-        .flat_map(|(r, _)| &r.resource_spans)
-        .flat_map(|rs| &rs.scope_spans)
-        .flat_map(|ss| &ss.spans)
-        .filter(|s| s.parent_span_id.is_empty())
-        .filter_map(|s| TraceId::from_bytes(&s.trace_id).ok())
-        .collect();
     println!(
-        "loaded {} spans in {} traces in {:.2} s",
-        thousands(store.head_span_count()),
+        "loaded {} spans ({} traces sampled for lookups) in {:.2} s",
+        thousands(stored),
         thousands(traces.len() as u64),
-        loading.elapsed().as_secs_f64()
+        (loading.elapsed() - cutting).as_secs_f64()
     );
     if args.blocks {
-        let cutting = Instant::now();
-        store.flush().await?;
         let blocks = store.blocks();
         println!(
             "cut into {} block(s) in {:.2} s: {} bytes of Parquet, {:.1} bytes a span",
             blocks.len(),
-            cutting.elapsed().as_secs_f64(),
+            cutting.as_secs_f64(),
             thousands(blocks.iter().map(|b| b.meta.data_bytes).sum()),
             blocks.iter().map(|b| b.meta.data_bytes).sum::<u64>() as f64
                 / blocks.iter().map(|b| b.meta.span_count).sum::<u64>().max(1) as f64
         );
     }
+    // The queries look at the last hour, as a user's default search does.
+    let (window_start, window_end) = (now_ns - 3_600_000_000_000, now_ns + 60_000_000_000);
+    let requests = store.metrics().object_requests.clone();
     let query = Query::new(Arc::new(store));
     let seconds = args.seconds;
     tokio::task::spawn_blocking(move || {
-        measure("trace by id (assembly)", seconds, |i| {
+        measure("trace by id (assembly)", seconds, &requests, |i| {
             let trace = query.trace(&traces[(i * 7919) % traces.len()])?;
             Ok(trace.map_or(0, |t| {
                 t.iter()
@@ -259,47 +300,66 @@ pub async fn query(args: QueryArgs) -> anyhow::Result<()> {
                     .sum()
             }))
         })?;
-        let by_service = TraceQuery {
-            service: Some("service-3".into()),
+        let last_hour = TraceQuery {
+            start_ns: Some(window_start),
+            end_ns: Some(window_end),
             limit: 20,
             ..TraceQuery::default()
         };
-        measure("search service=service-3 limit 20", seconds, |_| {
-            Ok(query.search(&by_service)?.len())
-        })?;
+        let by_service = TraceQuery {
+            service: Some("service-3".into()),
+            ..last_hour.clone()
+        };
+        measure(
+            "search service=service-3 limit 20",
+            seconds,
+            &requests,
+            |_| Ok(query.search(&by_service)?.len()),
+        )?;
         let slow = TraceQuery {
             service: Some("service-3".into()),
             min_duration_ns: Some(450_000_000),
-            limit: 20,
-            ..TraceQuery::default()
+            ..last_hour.clone()
         };
-        measure("search service + minDuration 450ms", seconds, |_| {
-            Ok(query.search(&slow)?.len())
-        })?;
+        measure(
+            "search service + minDuration 450ms",
+            seconds,
+            &requests,
+            |_| Ok(query.search(&slow)?.len()),
+        )?;
         let attribute = TraceQuery {
             attributes: vec![("attribute.key.07".into(), "value-123".into())],
-            limit: 20,
-            ..TraceQuery::default()
+            ..last_hour.clone()
         };
         measure(
             "search attribute.key.07=value-123 limit 20",
             seconds,
+            &requests,
             |_| Ok(query.search(&attribute)?.len()),
         )?;
         let ids = query.search(&by_service)?;
-        measure("summaries of 20 traces", seconds, |_| {
+        measure("summaries of 20 traces", seconds, &requests, |_| {
             Ok(query.summaries(&ids)?.len())
         })?;
-        measure("service graph over every span", seconds, |_| {
-            Ok(query.service_graph(0, u64::MAX)?.edges.len())
-        })?;
-        let end = u64::MAX / 2;
+        measure(
+            "service graph over the last hour",
+            seconds,
+            &requests,
+            |_| Ok(query.service_graph(window_start, window_end)?.edges.len()),
+        )?;
         measure(
             "rate/errors/duration of service-3, 60 steps",
             seconds,
+            &requests,
             |_| {
                 Ok(query
-                    .red("service-3", None, 0, end, end / 60)?
+                    .red(
+                        "service-3",
+                        None,
+                        window_start,
+                        window_end,
+                        (window_end - window_start) / 60,
+                    )?
                     .operations
                     .len())
             },
