@@ -19,7 +19,7 @@ use crate::Store;
 pub const WINDOW_NS: u64 = 3600 * 1_000_000_000;
 /// A merged block holds at most this many spans (bounding the memory a merge takes: about 1 KiB a
 /// span while it is built).
-pub const MAX_SPANS: u64 = 1_000_000;
+pub const MAX_SPANS: u64 = 500_000;
 /// Blocks merged at once at most.
 const MAX_INPUTS: usize = 8;
 

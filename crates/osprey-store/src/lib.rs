@@ -9,10 +9,12 @@
 
 pub mod block;
 mod compaction;
+mod cutting;
 mod generation;
 pub mod head;
 pub mod metrics;
 pub mod objects;
+mod retention;
 mod source;
 mod tenants;
 pub mod wal;
@@ -37,11 +39,8 @@ pub use source::{overlaps, SpanRef, SpanSource, TraceHit, TraceQuery};
 pub use tenants::{validate_tenant, Tenants};
 pub use wal::{AppendError, FsyncPolicy, RecordLocation, ReplayReport, WalOptions};
 
-use block::meta::WalSource;
-use block::write::BlockBuilder;
-use objects::{DATA_FILE, INDEX_FILE, META_FILE};
-
-/// Closed head generations (cut, their blocks not yet written) beyond which appends are refused.
+/// Closed head generations (cut, their blocks not yet written) beyond which appends are refused; and
+/// while any waits, the active generation may not grow past --max-block-bytes.
 const MAX_CLOSED_GENERATIONS: usize = 1;
 
 /// The tenant of requests that name none (Tempo's default too).
@@ -308,9 +307,11 @@ impl Store {
         request: &ExportTraceServiceRequest,
         payload: Bytes,
     ) -> Result<(), AppendError> {
-        // Back-pressure: when blocks are written more slowly than spans arrive, closed generations
-        // would pile up in memory. Refusing (clients retry) keeps memory bounded instead.
-        if self.sources.read().generations.len() > MAX_CLOSED_GENERATIONS + 1 {
+        // Back-pressure: when blocks are written more slowly than spans arrive, the head would grow
+        // without bound (closed generations waiting, and the active one filling meanwhile). While a
+        // closed generation waits, the active one may fill only up to --max-block-bytes; refusing
+        // (clients retry) keeps memory bounded instead.
+        if self.blocks_behind() {
             return Err(AppendError::BlocksBehind);
         }
         let _rotation = self.rotation.read().await;
@@ -331,6 +332,16 @@ impl Store {
             self.gauges.head_traces.inc_by(traces as i64);
         }
         Ok(())
+    }
+
+    fn blocks_behind(&self) -> bool {
+        let sources = self.sources.read();
+        let closed = sources.generations.len() - 1;
+        closed > MAX_CLOSED_GENERATIONS
+            || (closed > 0
+                && sources.generations.last().is_some_and(|active| {
+                    active.head().record_bytes() >= self.options.max_block_bytes
+                }))
     }
 
     /// Every source, for one query, oldest first: the blocks by time, then the head's generations.
@@ -378,270 +389,7 @@ impl Store {
         &self.tenant
     }
 
-    /// Runs cutting, compaction, retention and block re-listing until the process ends.
-    pub async fn run_maintenance(self: Arc<Self>) {
-        // Compaction takes seconds; it runs beside cutting, which must keep up with ingest.
-        let compactor = self.clone();
-        tokio::spawn(async move {
-            loop {
-                match compactor.compact_once().await {
-                    Ok(true) => {}
-                    Ok(false) => tokio::time::sleep(Duration::from_secs(5)).await,
-                    Err(e) => {
-                        tracing::error!(error = %e, "compacting blocks failed; will retry");
-                        tokio::time::sleep(Duration::from_secs(30)).await;
-                    }
-                }
-            }
-        });
-        let mut last_listing = Instant::now();
-        loop {
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            if let Err(e) = self.cut_if_due().await {
-                tracing::error!(error = %e, "cutting the head into a block failed; will retry");
-            }
-            // Cheap: it looks at the metas in memory and touches the store only for expired blocks.
-            if let Err(e) = self.apply_retention().await {
-                tracing::error!(error = %e, "applying retention failed; will retry");
-            }
-            if last_listing.elapsed() >= self.options.block_list_interval {
-                last_listing = Instant::now();
-                if let Err(e) = self.reload_blocks().await {
-                    tracing::warn!(error = %e, "re-reading the block list failed");
-                }
-            }
-        }
-    }
-
-    /// Cuts the active generation if it is old or large enough, then writes every closed generation
-    /// into a block.
-    pub async fn cut_if_due(&self) -> io::Result<()> {
-        let due = {
-            let active = self.active_generation();
-            let head = active.head();
-            head.span_count() > 0
-                && (head.record_bytes() >= self.options.max_block_bytes
-                    || active.created.elapsed() >= self.options.max_block_duration)
-        };
-        if due {
-            self.close_active().await?;
-        }
-        self.flush_closed().await
-    }
-
-    /// Cuts now, whatever the size: every span in the head goes into blocks (for tests and shutdown).
-    pub async fn flush(&self) -> io::Result<()> {
-        if self.active_generation().head().span_count() > 0 {
-            self.close_active().await?;
-        }
-        self.flush_closed().await
-    }
-
-    fn active_generation(&self) -> Arc<Generation> {
-        self.sources
-            .read()
-            .generations
-            .last()
-            .expect("there is always an active generation")
-            .clone()
-    }
-
-    /// Rotates the log and starts a new active generation; the old one is closed (no more appends).
-    async fn close_active(&self) -> io::Result<()> {
-        let _guard = self.maintenance.lock().await;
-        let _rotation = self.rotation.write().await;
-        let next = self.wal.rotate().await?;
-        let generation = Arc::new(Generation::new(next, Head::default(), self.wal.clone()));
-        self.sources.write().generations.push(generation);
-        Ok(())
-    }
-
-    /// Writes each closed generation into a block, oldest first, and releases it.
-    async fn flush_closed(&self) -> io::Result<()> {
-        loop {
-            let _guard = self.maintenance.lock().await;
-            let (closed, end_segment) = {
-                let sources = self.sources.read();
-                if sources.generations.len() < 2 {
-                    return Ok(());
-                }
-                (
-                    sources.generations[0].clone(),
-                    sources.generations[1].first_segment,
-                )
-            };
-            self.write_block(&closed, end_segment).await?;
-        }
-    }
-
-    async fn write_block(&self, closed: &Arc<Generation>, end_segment: u64) -> io::Result<()> {
-        let started = Instant::now();
-        let first = closed.first_segment;
-        let last = end_segment - 1;
-        let block_id = new_block_id();
-        let source = WalSource {
-            node: self.node.clone(),
-            first_segment: first,
-            last_segment: last,
-        };
-        let (dir, tenant, id) = (
-            self.wal.dir().to_path_buf(),
-            self.tenant.clone(),
-            block_id.clone(),
-        );
-        let built = tokio::task::spawn_blocking(move || -> io::Result<_> {
-            let mut builder = BlockBuilder::default();
-            wal::read_segments(&dir, first, last, |_, payload| {
-                if let Ok(request) = ExportTraceServiceRequest::decode(payload) {
-                    builder.push_request(&request);
-                }
-            })?;
-            if builder.span_count() == 0 {
-                return Ok(None);
-            }
-            builder
-                .finish(&id, &tenant, 0, vec![source], Vec::new())
-                .map(Some)
-                .map_err(block::io_error)
-        })
-        .await
-        .map_err(block::io_error)??;
-
-        let block = match built {
-            Some(built) => Some(self.upload(&block_id, built).await?),
-            None => None,
-        };
-        let (spans, traces) = {
-            let head = closed.head();
-            (head.span_count(), head.trace_count())
-        };
-        {
-            let mut sources = self.sources.write();
-            if let Some(block) = &block {
-                sources.blocks.push(block.clone());
-            }
-            sources.generations.retain(|g| !Arc::ptr_eq(g, closed));
-        }
-        self.gauges.head_spans.dec_by(spans as i64);
-        self.gauges.head_traces.dec_by(traces as i64);
-        // Queries that took the generation before the swap may still read its segments.
-        wait_for_readers(closed).await;
-        self.wal.remove_segments(first, end_segment)?;
-        self.metrics.cuts.inc();
-        self.update_block_gauges();
-        if let Some(block) = block {
-            tracing::info!(
-                block = %block.id(),
-                spans = block.meta.span_count,
-                traces = block.meta.trace_count,
-                bytes = block.meta.data_bytes,
-                segments = format!("{first}..={last}"),
-                seconds = started.elapsed().as_secs_f64(),
-                "cut a block from the head"
-            );
-        }
-        Ok(())
-    }
-
-    /// Writes a built block to the store, meta last (from then on it is complete and durable).
-    async fn upload(
-        &self,
-        block_id: &str,
-        built: block::write::BuiltBlock,
-    ) -> io::Result<Arc<Block>> {
-        let path = |file| self.storage.block_file(&self.tenant, block_id, file);
-        self.storage
-            .put(&path(DATA_FILE), built.data)
-            .await
-            .map_err(block::io_error)?;
-        self.storage
-            .put(&path(INDEX_FILE), built.index.clone())
-            .await
-            .map_err(block::io_error)?;
-        let meta = serde_json::to_vec_pretty(&built.meta).map_err(block::io_error)?;
-        self.storage
-            .put(&path(META_FILE), meta)
-            .await
-            .map_err(block::io_error)?;
-        Ok(Arc::new(Block::from_parts(
-            built.meta,
-            &built.index,
-            self.storage.clone(),
-        )?))
-    }
-
-    /// Deletes blocks whose newest span ended before the retention period.
-    pub async fn apply_retention(&self) -> io::Result<()> {
-        let horizon = now_ns().saturating_sub(self.options.retention.as_nanos() as u64);
-        if !self
-            .sources
-            .read()
-            .blocks
-            .iter()
-            .any(|b| b.meta.end_unix_nano < horizon)
-        {
-            return Ok(());
-        }
-        let expired: Vec<Arc<Block>> = {
-            let _guard = self.maintenance.lock().await;
-            let mut sources = self.sources.write();
-            let (expired, kept) = sources
-                .blocks
-                .drain(..)
-                .partition(|b| b.meta.end_unix_nano < horizon);
-            sources.blocks = kept;
-            expired
-        };
-        self.update_block_gauges();
-        for block in &expired {
-            wait_for_readers(block).await;
-            self.storage
-                .delete_block(&self.tenant, block.id())
-                .await
-                .map_err(block::io_error)?;
-            self.metrics.retention_deletions.inc();
-            tracing::info!(block = %block.id(), "deleted a block past retention");
-        }
-        self.update_block_gauges();
-        Ok(())
-    }
-
-    /// Reads the block list again: picks up blocks other servers wrote, drops ones deleted elsewhere.
-    pub async fn reload_blocks(&self) -> io::Result<()> {
-        let _guard = self.maintenance.lock().await;
-        let ids = self
-            .storage
-            .list_blocks(&self.tenant)
-            .await
-            .map_err(block::io_error)?;
-        let known: Vec<String> = self
-            .sources
-            .read()
-            .blocks
-            .iter()
-            .map(|b| b.id().to_string())
-            .collect();
-        let mut added = Vec::new();
-        for id in ids.iter().filter(|id| !known.contains(id)) {
-            match Block::open(self.storage.clone(), &self.tenant, id).await {
-                Ok(Some(block)) => added.push(Arc::new(block)),
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(tenant = %self.tenant, block = %id, error = %e, "skipping a block that cannot be read")
-                }
-            }
-        }
-        {
-            let mut sources = self.sources.write();
-            sources.blocks.retain(|b| ids.iter().any(|id| id == b.id()));
-            sources.blocks.extend(added);
-            without_replaced(&mut sources.blocks);
-        }
-        self.update_block_gauges();
-        Ok(())
-    }
-
-    fn update_block_gauges(&self) {
+    pub(crate) fn update_block_gauges(&self) {
         let sources = self.sources.read();
         self.gauges.blocks.set(sources.blocks.len() as i64);
         self.gauges.block_bytes.set(

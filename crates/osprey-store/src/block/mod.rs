@@ -5,6 +5,7 @@
 //! - [`Block`] opens one from the object store and is a [`SpanSource`](crate::SpanSource).
 
 mod columns;
+mod encoding;
 pub mod meta;
 mod object_reader;
 mod read;
@@ -123,10 +124,15 @@ impl Block {
                 meta::FORMAT_VERSION
             )));
         }
-        let index = storage
+        let index = match storage
             .get(&storage.block_file(tenant, id, INDEX_FILE))
             .await
-            .map_err(io_error)?;
+        {
+            Ok(bytes) => bytes,
+            // Deleted between the two reads (compaction or retention removes meta, then index).
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(io_error(e)),
+        };
         let index = TraceIndex::decode(&index).map_err(|e| io_error(format!("block {id}: {e}")))?;
         Ok(Some(Block {
             meta,

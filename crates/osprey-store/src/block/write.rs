@@ -13,10 +13,6 @@ use arrow_array::builder::{
 use arrow_array::cast::AsArray;
 use arrow_array::{ArrayRef, RecordBatch, StructArray, UInt32Array};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::file::metadata::SortingColumn;
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::ColumnPath;
 use prost::Message;
 
 use osprey_model::attributes::service_name;
@@ -31,8 +27,6 @@ use super::trace_index::TraceIndex;
 /// Rows per row group (more when the last trace runs on): a lookup by id reads within one row group,
 /// a scan prunes by their statistics.
 pub const ROW_GROUP_ROWS: usize = 64 * 1024;
-/// Rows per data page: with the page index, a lookup by id reads a few pages of each column.
-const PAGE_ROWS: usize = 4096;
 
 /// A finished block, ready to upload.
 pub struct BuiltBlock {
@@ -86,31 +80,6 @@ fn fingerprint(resource: Option<&Resource>, ss: &ScopeSpans, span: &Span) -> u64
         h = (h ^ part).wrapping_mul(0x100000001b3).rotate_left(17);
     }
     h
-}
-
-/// The Parquet paths of the leaves under a list column (`attributes.list.item.key`, …).
-fn list_leaves(field: &arrow_schema::Field) -> Vec<Vec<String>> {
-    fn walk(field: &arrow_schema::Field, path: Vec<String>, out: &mut Vec<Vec<String>>) {
-        match field.data_type() {
-            arrow_schema::DataType::List(item) => {
-                let mut path = path;
-                path.push("list".into());
-                path.push(item.name().clone());
-                walk(item, path, out);
-            }
-            arrow_schema::DataType::Struct(fields) => {
-                for child in fields {
-                    let mut path = path.clone();
-                    path.push(child.name().clone());
-                    walk(child, path, out);
-                }
-            }
-            _ => out.push(path),
-        }
-    }
-    let mut out = Vec::new();
-    walk(field, vec![field.name().clone()], &mut out);
-    out
 }
 
 /// Accumulates spans for one block.
@@ -513,52 +482,7 @@ impl BlockBuilder {
             })
             .collect();
         let batch = RecordBatch::try_new(schema.clone(), arrays)?;
-        let start_column = schema.index_of(col::START).expect("start column") as i32;
-        let mut properties = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-            .set_dictionary_enabled(true)
-            .set_statistics_enabled(EnabledStatistics::Page)
-            // Row groups are ended by hand, on trace boundaries (below).
-            .set_max_row_group_row_count(None)
-            .set_data_page_row_count_limit(PAGE_ROWS)
-            .set_write_batch_size(1024)
-            .set_sorting_columns(Some(vec![
-                SortingColumn {
-                    column_idx: 0,
-                    descending: false,
-                    nulls_first: false,
-                },
-                // Every column before the start time is a leaf, so its schema index is its leaf index.
-                SortingColumn {
-                    column_idx: start_column,
-                    descending: false,
-                    nulls_first: false,
-                },
-            ]))
-            .set_created_by(format!("osprey {}", env!("CARGO_PKG_VERSION")));
-        // Random ids do not repeat: a dictionary only costs. Times within a trace are close to each
-        // other: their differences pack in fewer bits than the times.
-        for column in [col::SPAN_ID, col::PARENT_SPAN_ID] {
-            properties = properties.set_column_dictionary_enabled(ColumnPath::from(column), false);
-        }
-        for column in [col::START, col::END, col::DURATION] {
-            properties = properties
-                .set_column_dictionary_enabled(ColumnPath::from(column), false)
-                .set_column_encoding(ColumnPath::from(column), Encoding::DELTA_BINARY_PACKED);
-        }
-        // Nothing prunes by the values inside attribute lists, events or links: min/max statistics of
-        // their strings would cost a comparison per value for nothing.
-        for field in schema.fields() {
-            if matches!(field.data_type(), arrow_schema::DataType::List(_)) {
-                for leaf in list_leaves(field) {
-                    properties = properties.set_column_statistics_enabled(
-                        ColumnPath::new(leaf),
-                        EnabledStatistics::None,
-                    );
-                }
-            }
-        }
-        let properties = properties.build();
+        let properties = super::encoding::writer_properties(&schema);
         let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(properties))?;
         // A row group ends at the first trace boundary after ROW_GROUP_ROWS rows: a trace is never
         // split between row groups, so a lookup or scan sees it whole within one.

@@ -1,0 +1,80 @@
+//! Retention and re-listing: the block list changing under a running server.
+
+use std::io;
+use std::sync::Arc;
+
+use crate::block::{self, Block};
+use crate::{now_ns, wait_for_readers, without_replaced, Store};
+
+impl Store {
+    /// Deletes blocks whose newest span ended before the retention period.
+    pub async fn apply_retention(&self) -> io::Result<()> {
+        let horizon = now_ns().saturating_sub(self.options.retention.as_nanos() as u64);
+        if !self
+            .sources
+            .read()
+            .blocks
+            .iter()
+            .any(|b| b.meta.end_unix_nano < horizon)
+        {
+            return Ok(());
+        }
+        let expired: Vec<Arc<Block>> = {
+            let _guard = self.maintenance.lock().await;
+            let mut sources = self.sources.write();
+            let (expired, kept) = sources
+                .blocks
+                .drain(..)
+                .partition(|b| b.meta.end_unix_nano < horizon);
+            sources.blocks = kept;
+            expired
+        };
+        self.update_block_gauges();
+        for block in &expired {
+            wait_for_readers(block).await;
+            self.storage
+                .delete_block(&self.tenant, block.id())
+                .await
+                .map_err(block::io_error)?;
+            self.metrics.retention_deletions.inc();
+            tracing::info!(block = %block.id(), "deleted a block past retention");
+        }
+        self.update_block_gauges();
+        Ok(())
+    }
+
+    /// Reads the block list again: picks up blocks other servers wrote, drops ones deleted elsewhere.
+    pub async fn reload_blocks(&self) -> io::Result<()> {
+        let _guard = self.maintenance.lock().await;
+        let ids = self
+            .storage
+            .list_blocks(&self.tenant)
+            .await
+            .map_err(block::io_error)?;
+        let known: Vec<String> = self
+            .sources
+            .read()
+            .blocks
+            .iter()
+            .map(|b| b.id().to_string())
+            .collect();
+        let mut added = Vec::new();
+        for id in ids.iter().filter(|id| !known.contains(id)) {
+            match Block::open(self.storage.clone(), &self.tenant, id).await {
+                Ok(Some(block)) => added.push(Arc::new(block)),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(tenant = %self.tenant, block = %id, error = %e, "skipping a block that cannot be read")
+                }
+            }
+        }
+        {
+            let mut sources = self.sources.write();
+            sources.blocks.retain(|b| ids.iter().any(|id| id == b.id()));
+            sources.blocks.extend(added);
+            without_replaced(&mut sources.blocks);
+        }
+        self.update_block_gauges();
+        Ok(())
+    }
+}
