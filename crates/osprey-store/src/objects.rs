@@ -26,6 +26,8 @@ pub struct ObjectStorage {
     pub description: String,
     /// Requests made to the store (every get, range read, put, list and delete).
     pub requests: Counter,
+    /// The Parquet footers of the blocks read most recently.
+    pub footers: crate::block::FooterCache,
 }
 
 impl ObjectStorage {
@@ -51,6 +53,7 @@ impl ObjectStorage {
                 local_root: None,
                 description: spec.to_string(),
                 requests: Counter::default(),
+                footers: Default::default(),
             });
         }
         let path = PathBuf::from(spec.strip_prefix("file://").unwrap_or(spec));
@@ -65,6 +68,7 @@ impl ObjectStorage {
             local_root: Some(root),
             description: spec.to_string(),
             requests: Counter::default(),
+            footers: Default::default(),
         })
     }
 

@@ -71,13 +71,43 @@ pub(crate) fn io_error(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
 
+/// Parquet footers (with their page indexes) of the blocks read most recently, at most
+/// [`FooterCache::CAPACITY`] of them: a footer costs memory in proportion to its block's row groups
+/// and columns, so they are kept for the blocks in use, not for every block of weeks of data.
+#[derive(Default)]
+pub struct FooterCache {
+    /// Most recently used last.
+    entries: Mutex<std::collections::VecDeque<((String, String), ArrowReaderMetadata)>>,
+}
+
+impl FooterCache {
+    pub const CAPACITY: usize = 256;
+
+    fn get(&self, key: &(String, String)) -> Option<ArrowReaderMetadata> {
+        let mut entries = self.entries.lock();
+        let at = entries.iter().position(|(k, _)| k == key)?;
+        let entry = entries.remove(at)?;
+        let metadata = entry.1.clone();
+        entries.push_back(entry);
+        Some(metadata)
+    }
+
+    fn insert(&self, key: (String, String), metadata: ArrowReaderMetadata) {
+        let mut entries = self.entries.lock();
+        entries.retain(|(k, _)| *k != key);
+        entries.push_back((key, metadata));
+        while entries.len() > Self::CAPACITY {
+            entries.pop_front();
+        }
+    }
+}
+
 /// A complete block, opened: its meta and trace-id index in memory, its Parquet footer (with the page
-/// index) loaded on first use.
+/// index) loaded on first use and kept in the store's [`FooterCache`].
 pub struct Block {
     pub meta: BlockMeta,
     index: TraceIndex,
     storage: Arc<ObjectStorage>,
-    reader: Mutex<Option<ArrowReaderMetadata>>,
     runtime: Handle,
 }
 
@@ -138,7 +168,6 @@ impl Block {
             meta,
             index,
             storage,
-            reader: Mutex::new(None),
             runtime: Handle::current(),
         }))
     }
@@ -153,7 +182,6 @@ impl Block {
             index: TraceIndex::decode(index).map_err(io_error)?,
             meta,
             storage,
-            reader: Mutex::new(None),
             runtime: Handle::current(),
         })
     }
@@ -174,14 +202,15 @@ impl Block {
     }
 
     async fn reader_metadata(&self) -> io::Result<ArrowReaderMetadata> {
-        if let Some(m) = self.reader.lock().clone() {
+        let key = (self.meta.tenant.clone(), self.meta.block_id.clone());
+        if let Some(m) = self.storage.footers.get(&key) {
             return Ok(m);
         }
         let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
         let loaded = ArrowReaderMetadata::load_async(&mut self.data_reader(), options)
             .await
             .map_err(io_error)?;
-        *self.reader.lock() = Some(loaded.clone());
+        self.storage.footers.insert(key, loaded.clone());
         Ok(loaded)
     }
 
