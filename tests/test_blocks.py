@@ -242,7 +242,8 @@ def s3(tmp_path, monkeypatch):
 
 
 def test_retention_deletes_blocks_past_their_age(start_osprey):
-    server = start_osprey("--max-block-duration", "1s")
+    # Spans from 2025 written now: kept until the block itself is older than the retention.
+    server = start_osprey("--max-block-duration", "1s", "--retention", "3s")
     send_traces(server, traces=3)
     deadline = time.monotonic() + 60
     while metric(server, "osprey_retention_deleted_blocks") < 1:

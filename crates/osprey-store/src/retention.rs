@@ -6,8 +6,14 @@ use std::sync::Arc;
 use crate::block::{self, Block};
 use crate::{now_ns, wait_for_readers, without_replaced, Store};
 
+/// A block is past retention once its newest span ended, and it was written, before `horizon`: so
+/// spans received today with old timestamps (a backfill, a replay) are kept for the whole period.
+fn past_retention(block: &Block, horizon: u64) -> bool {
+    block.meta.end_unix_nano.max(block.meta.created_unix_nano) < horizon
+}
+
 impl Store {
-    /// Deletes blocks whose newest span ended before the retention period.
+    /// Deletes blocks past the retention period (see [`past_retention`]).
     pub async fn apply_retention(&self) -> io::Result<()> {
         let horizon = now_ns().saturating_sub(self.options.retention.as_nanos() as u64);
         if !self
@@ -15,7 +21,7 @@ impl Store {
             .read()
             .blocks
             .iter()
-            .any(|b| b.meta.end_unix_nano < horizon)
+            .any(|b| past_retention(b, horizon))
         {
             return Ok(());
         }
@@ -25,7 +31,7 @@ impl Store {
             let (expired, kept) = sources
                 .blocks
                 .drain(..)
-                .partition(|b| b.meta.end_unix_nano < horizon);
+                .partition(|b| past_retention(b, horizon));
             sources.blocks = kept;
             expired
         };

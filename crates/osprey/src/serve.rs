@@ -76,7 +76,7 @@ pub struct ServeArgs {
     /// …or once its log records reach this size (default 64MiB), whichever comes first.
     #[arg(long, env = "OSPREY_MAX_BLOCK_BYTES", value_parser = parse_size)]
     pub max_block_bytes: Option<u64>,
-    /// Delete blocks whose newest span ended longer ago than this (default 14d).
+    /// Delete blocks whose newest span ended, and which were written, longer ago than this (default 14d).
     #[arg(long, env = "OSPREY_RETENTION", value_parser = parse_duration)]
     pub retention: Option<Duration>,
     /// Read the block list from the store again this often, to see blocks other servers wrote
