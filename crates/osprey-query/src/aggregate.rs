@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io;
 
 use osprey_model::TraceId;
+use osprey_store::head::Interner;
 use osprey_store::{overlaps, SpanRef};
 
 use crate::Query;
@@ -16,25 +17,6 @@ fn distinct(mut spans: Vec<SpanRef>) -> Vec<SpanRef> {
     spans.sort_by_key(key);
     spans.dedup_by_key(|s| key(s));
     spans
-}
-
-/// Service and operation names interned while traces are gathered across sources.
-#[derive(Default)]
-struct Names {
-    names: Vec<String>,
-    ids: HashMap<String, u32>,
-}
-
-impl Names {
-    fn id(&mut self, name: &str) -> u32 {
-        if let Some(&id) = self.ids.get(name) {
-            return id;
-        }
-        self.names.push(name.to_string());
-        self.ids
-            .insert(name.to_string(), self.names.len() as u32 - 1);
-        self.names.len() as u32 - 1
-    }
 }
 
 /// A span kept past its source's scan, names interned.
@@ -51,12 +33,12 @@ struct OwnedSpan {
 }
 
 impl OwnedSpan {
-    fn of(s: &SpanRef, names: &mut Names) -> OwnedSpan {
+    fn of(s: &SpanRef, names: &mut Interner) -> OwnedSpan {
         OwnedSpan {
             id_low: s.id_low,
             parent_low: s.parent_low,
-            service: names.id(s.service),
-            name: names.id(s.name),
+            service: names.intern(s.service),
+            name: names.intern(s.name),
             kind: s.kind,
             error: s.error,
             root: s.root,
@@ -65,12 +47,12 @@ impl OwnedSpan {
         }
     }
 
-    fn as_ref<'a>(&self, names: &'a Names) -> SpanRef<'a> {
+    fn as_ref<'a>(&self, names: &'a Interner) -> SpanRef<'a> {
         SpanRef {
             id_low: self.id_low,
             parent_low: self.parent_low,
-            service: &names.names[self.service as usize],
-            name: &names.names[self.name as usize],
+            service: names.name(self.service),
+            name: names.name(self.name),
             kind: self.kind,
             error: self.error,
             root: self.root,
@@ -177,7 +159,7 @@ impl Query {
                     .is_some_and(|range| overlaps(range, (start_ns, end_ns)))
             })
             .collect();
-        let mut names = Names::default();
+        let mut names = Interner::default();
         let mut deferred: HashMap<TraceId, Vec<OwnedSpan>> = HashMap::new();
         for (i, source) in sources.iter().enumerate() {
             source.scan(start_ns, end_ns, &mut |id, spans| {
@@ -268,7 +250,7 @@ impl Query {
             .min(10_000) as usize;
         let mut entry: Vec<(u64, bool, u64, u32, bool)> = Vec::new();
         // Operation names interned to small ids while scanning.
-        let mut name_ids: HashMap<String, u32> = HashMap::new();
+        let mut names = Interner::default();
         let mut has_entry_spans = false;
         self.each_trace(start_ns, end_ns, &mut |spans| {
             for span in spans {
@@ -277,22 +259,14 @@ impl Query {
                 }
                 let is_entry = span.kind == SERVER || span.kind == CONSUMER;
                 has_entry_spans |= is_entry;
-                let next = name_ids.len() as u32;
-                let name = match name_ids.get(span.name) {
-                    Some(&id) => id,
-                    None => *name_ids.entry(span.name.to_string()).or_insert(next),
-                };
+                let name = names.intern(span.name);
                 entry.push((span.start_ns, span.error, span.duration_ns, name, is_entry));
             }
         })?;
-        let mut names: HashMap<u32, String> = HashMap::new();
-        for (name, id) in name_ids {
-            names.insert(id, name);
-        }
         let requests = entry
             .into_iter()
             .filter(|s| s.4 || !has_entry_spans)
-            .filter(|s| operation.is_none_or(|op| names[&s.3] == op));
+            .filter(|s| operation.is_none_or(|op| names.name(s.3) == op));
         let mut series: Vec<(u64, u64, Vec<u64>)> = vec![(0, 0, Vec::new()); buckets];
         let mut by_operation: BTreeMap<&str, (u64, u64, Vec<u64>)> = BTreeMap::new();
         for (start, error, duration, name, _) in requests {
@@ -302,7 +276,7 @@ impl Query {
                 b.1 += error as u64;
                 b.2.push(duration);
             }
-            let op = by_operation.entry(names[&name].as_str()).or_default();
+            let op = by_operation.entry(names.name(name)).or_default();
             op.0 += 1;
             op.1 += error as u64;
             op.2.push(duration);

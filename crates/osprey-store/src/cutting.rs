@@ -192,7 +192,7 @@ impl Store {
             .await
             .map_err(block::io_error)?;
         self.storage
-            .put(&path(INDEX_FILE), built.index.clone())
+            .put(&path(INDEX_FILE), built.index)
             .await
             .map_err(block::io_error)?;
         let meta = serde_json::to_vec_pretty(&built.meta).map_err(block::io_error)?;
@@ -202,8 +202,8 @@ impl Store {
             .map_err(block::io_error)?;
         Ok(Arc::new(Block::from_parts(
             built.meta,
-            &built.index,
+            built.trace_index,
             self.storage.clone(),
-        )?))
+        )))
     }
 }

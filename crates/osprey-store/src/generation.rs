@@ -111,11 +111,7 @@ impl Generation {
 }
 
 /// Whether every wanted attribute is on the span or, failing that, on its resource.
-pub fn has_attributes(
-    span: &Span,
-    resource: Option<&Resource>,
-    wanted: &[(String, String)],
-) -> bool {
+fn has_attributes(span: &Span, resource: Option<&Resource>, wanted: &[(String, String)]) -> bool {
     wanted.iter().all(|(key, value)| {
         attributes::matches(&span.attributes, key, value)
             || resource.is_some_and(|r| attributes::matches(&r.attributes, key, value))

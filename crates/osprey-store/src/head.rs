@@ -87,15 +87,17 @@ pub(crate) fn low_bits(id: &[u8]) -> u32 {
         .map_or(0, u32::from_be_bytes)
 }
 
-/// Strings interned to small ids, so each span entry stays a few dozen bytes.
+/// Strings interned to small ids, so each span entry stays a few dozen bytes (and aggregates keep
+/// names once, not per span).
 #[derive(Default)]
-struct Interner {
+pub struct Interner {
     names: Vec<String>,
     ids: HashMap<String, u32>,
 }
 
 impl Interner {
-    fn intern(&mut self, name: &str) -> u32 {
+    /// The id of `name`, given it on first sight.
+    pub fn intern(&mut self, name: &str) -> u32 {
         if let Some(id) = self.ids.get(name) {
             return *id;
         }
@@ -103,6 +105,10 @@ impl Interner {
         self.names.push(name.to_string());
         self.ids.insert(name.to_string(), id);
         id
+    }
+
+    pub fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
     }
 }
 
@@ -233,11 +239,11 @@ impl Head {
     }
 
     pub fn service_name(&self, id: u32) -> &str {
-        &self.services.names[id as usize]
+        self.services.name(id)
     }
 
     pub fn span_name(&self, id: u32) -> &str {
-        &self.names.names[id as usize]
+        self.names.name(id)
     }
 
     /// Every service name, sorted.

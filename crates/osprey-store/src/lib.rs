@@ -31,7 +31,7 @@ use prost::Message;
 use osprey_model::otlp::ExportTraceServiceRequest;
 
 pub use block::{Block, BlockMeta};
-pub use generation::{has_attributes, Generation};
+pub use generation::Generation;
 pub use head::{Head, SpanEntry, TraceEntry};
 pub use metrics::{StoreMetrics, TenantGauges};
 pub use objects::ObjectStorage;
@@ -379,14 +379,6 @@ impl Store {
 
     pub fn metrics(&self) -> &StoreMetrics {
         &self.metrics
-    }
-
-    pub fn storage(&self) -> &ObjectStorage {
-        &self.storage
-    }
-
-    pub fn tenant(&self) -> &str {
-        &self.tenant
     }
 
     pub(crate) fn update_block_gauges(&self) {

@@ -115,6 +115,15 @@ impl ObjectStorage {
         self.store.get(path).await?.bytes().await
     }
 
+    /// An object that may have been deleted (or never finished): `None` when it is not there.
+    pub async fn get_if_exists(&self, path: &Path) -> object_store::Result<Option<Bytes>> {
+        match self.get(path).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Writes one object durably: on a local directory the file and its directory are fsynced.
     pub async fn put(&self, path: &Path, bytes: Vec<u8>) -> object_store::Result<()> {
         self.requests.inc();

@@ -43,12 +43,11 @@ pub async fn run(args: BlocksArgs) -> anyhow::Result<()> {
     let mut incomplete = Vec::new();
     for id in storage.list_blocks(&args.tenant).await? {
         match storage
-            .get(&storage.block_file(&args.tenant, &id, META_FILE))
-            .await
+            .get_if_exists(&storage.block_file(&args.tenant, &id, META_FILE))
+            .await?
         {
-            Ok(bytes) => metas.push(serde_json::from_slice(&bytes)?),
-            Err(object_store::Error::NotFound { .. }) => incomplete.push(id),
-            Err(e) => return Err(e.into()),
+            Some(bytes) => metas.push(serde_json::from_slice(&bytes)?),
+            None => incomplete.push(id),
         }
     }
     // Blocks a compaction replaced (left behind by a crash before their deletion) hold nothing new.

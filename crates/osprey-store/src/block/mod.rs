@@ -131,13 +131,13 @@ impl Block {
         tenant: &str,
         id: &str,
     ) -> io::Result<Option<Block>> {
-        let meta = match storage
-            .get(&storage.block_file(tenant, id, META_FILE))
+        let file = |name| storage.block_file(tenant, id, name);
+        let Some(meta) = storage
+            .get_if_exists(&file(META_FILE))
             .await
-        {
-            Ok(bytes) => bytes,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(io_error(e)),
+            .map_err(io_error)?
+        else {
+            return Ok(None);
         };
         let meta: BlockMeta = serde_json::from_slice(&meta)
             .map_err(|e| io_error(format!("block {id}: meta.json: {e}")))?;
@@ -154,14 +154,13 @@ impl Block {
                 meta::FORMAT_VERSION
             )));
         }
-        let index = match storage
-            .get(&storage.block_file(tenant, id, INDEX_FILE))
+        // Gone between the two reads: compaction or retention deletes meta, then index.
+        let Some(index) = storage
+            .get_if_exists(&file(INDEX_FILE))
             .await
-        {
-            Ok(bytes) => bytes,
-            // Deleted between the two reads (compaction or retention removes meta, then index).
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(io_error(e)),
+            .map_err(io_error)?
+        else {
+            return Ok(None);
         };
         let index = TraceIndex::decode(&index).map_err(|e| io_error(format!("block {id}: {e}")))?;
         Ok(Some(Block {
@@ -173,17 +172,13 @@ impl Block {
     }
 
     /// A block just written, from what was uploaded (no need to read it back).
-    pub fn from_parts(
-        meta: BlockMeta,
-        index: &[u8],
-        storage: Arc<ObjectStorage>,
-    ) -> io::Result<Block> {
-        Ok(Block {
-            index: TraceIndex::decode(index).map_err(io_error)?,
+    pub fn from_parts(meta: BlockMeta, index: TraceIndex, storage: Arc<ObjectStorage>) -> Block {
+        Block {
+            index,
             meta,
             storage,
             runtime: Handle::current(),
-        })
+        }
     }
 
     pub fn id(&self) -> &str {

@@ -31,7 +31,10 @@ pub const ROW_GROUP_ROWS: usize = 64 * 1024;
 /// A finished block, ready to upload.
 pub struct BuiltBlock {
     pub data: Vec<u8>,
+    /// The trace-id index, encoded for `trace-index`…
     pub index: Vec<u8>,
+    /// …and as the block keeps it in memory once written.
+    pub trace_index: TraceIndex,
     pub meta: BlockMeta,
 }
 
@@ -544,6 +547,7 @@ impl BlockBuilder {
         Ok(BuiltBlock {
             data,
             index: index_bytes,
+            trace_index: index,
             meta,
         })
     }
