@@ -11,14 +11,13 @@ use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::block::write::BlockBuilder;
+use crate::block::write::BlockWriter;
 use crate::block::{self, Block};
 use crate::Store;
 
 /// Blocks whose first span falls in the same window of this length are merged together.
 pub const WINDOW_NS: u64 = 3600 * 1_000_000_000;
-/// A merged block holds at most this many spans (bounding the memory a merge takes: about 1 KiB a
-/// span while it is built).
+/// A merged block holds at most this many spans.
 pub const MAX_SPANS: u64 = 500_000;
 /// Blocks merged at once at most.
 const MAX_INPUTS: usize = 8;
@@ -80,11 +79,9 @@ impl Store {
         replaces.dedup();
         let (tenant, id, to_read) = (self.tenant.clone(), block_id.clone(), inputs.clone());
         let built = tokio::task::spawn_blocking(move || -> io::Result<_> {
-            let mut builder = BlockBuilder::default();
-            for input in &to_read {
-                input.copy_into(&mut builder)?;
-            }
-            builder
+            let mut writer = BlockWriter::new().map_err(block::io_error)?;
+            block::merge::merge(&to_read, &mut writer)?;
+            writer
                 .finish(&id, &tenant, level, wal, replaces)
                 .map_err(block::io_error)
         })

@@ -4,12 +4,11 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use prost::Message;
+use bytes::Bytes;
 
-use osprey_model::otlp::ExportTraceServiceRequest;
-
+use crate::block::logged::LoggedSpans;
 use crate::block::meta::WalSource;
-use crate::block::write::BlockBuilder;
+use crate::block::write::BlockWriter;
 use crate::block::{self, Block};
 use crate::objects::{DATA_FILE, INDEX_FILE, META_FILE};
 use crate::{new_block_id, wait_for_readers, wal, Generation, Head, Store};
@@ -127,16 +126,16 @@ impl Store {
             block_id.clone(),
         );
         let built = tokio::task::spawn_blocking(move || -> io::Result<_> {
-            let mut builder = BlockBuilder::default();
+            let mut spans = LoggedSpans::default();
             wal::read_segments(&dir, first, last, |_, payload| {
-                if let Ok(request) = ExportTraceServiceRequest::decode(payload) {
-                    builder.push_request(&request);
-                }
+                spans.push_record(Bytes::copy_from_slice(payload));
             })?;
-            if builder.span_count() == 0 {
+            if spans.span_count() == 0 {
                 return Ok(None);
             }
-            builder
+            let mut writer = BlockWriter::new().map_err(block::io_error)?;
+            spans.write(&mut writer).map_err(block::io_error)?;
+            writer
                 .finish(&id, &tenant, 0, vec![source], Vec::new())
                 .map(Some)
                 .map_err(block::io_error)

@@ -214,3 +214,81 @@ async fn compaction_merges_blocks_and_a_crash_before_deleting_inputs_doubles_not
         .collect();
     assert_eq!(left.len(), 1);
 }
+
+/// Spans `first..first + count` of each of `traces` traces (ids 1..=traces as big-endian u32), one
+/// export; span `n` starts at `n` µs.
+fn spans_of_traces(traces: u32, first: u32, count: u32) -> ExportTraceServiceRequest {
+    let trace_id = |t: u32| {
+        let mut id = [0u8; 16];
+        id[12..].copy_from_slice(&t.to_be_bytes());
+        id.to_vec()
+    };
+    let spans = (1..=traces)
+        .flat_map(|t| {
+            (first..first + count).map(move |n| Span {
+                trace_id: trace_id(t),
+                span_id: (u64::from(t) << 32 | u64::from(n)).to_be_bytes().to_vec(),
+                name: format!("op-{n}"),
+                start_time_unix_nano: 1_000 * u64::from(n),
+                end_time_unix_nano: 1_000 * u64::from(n) + 500,
+                ..Default::default()
+            })
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource::default()),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compaction_streams_traces_split_across_blocks_and_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path(), StoreOptions::default())
+        .await
+        .unwrap();
+    // 1,500 traces, each cut into three blocks of 3 spans (4,500 rows a block, so merged batches end
+    // inside traces); the third block repeats the first block's spans too.
+    const TRACES: u32 = 1_500;
+    for (first, again) in [(0, None), (3, None), (6, Some(0))] {
+        append(&store, &spans_of_traces(TRACES, first, 3)).await;
+        if let Some(again) = again {
+            append(&store, &spans_of_traces(TRACES, again, 3)).await;
+        }
+        store.flush().await.unwrap();
+    }
+    assert_eq!(store.blocks().len(), 3);
+    assert!(store.compact_once().await.unwrap());
+    let blocks = store.blocks();
+    assert_eq!(blocks.len(), 1);
+    assert_eq!(blocks[0].meta.span_count, u64::from(TRACES) * 9);
+    assert_eq!(blocks[0].meta.trace_count, u64::from(TRACES));
+    for t in [1u32, 700, 1_500] {
+        let mut id = [0u8; 16];
+        id[12..].copy_from_slice(&t.to_be_bytes());
+        let pieces = tokio::task::block_in_place(|| {
+            store
+                .sources()
+                .iter()
+                .flat_map(|s| s.trace(&TraceId(id)).unwrap())
+                .collect::<Vec<_>>()
+        });
+        let starts: Vec<u64> = pieces
+            .iter()
+            .flat_map(|rs| &rs.scope_spans)
+            .flat_map(|ss| &ss.spans)
+            .map(|s| s.start_time_unix_nano)
+            .collect();
+        assert_eq!(
+            starts,
+            (0..9).map(|n| 1_000 * n).collect::<Vec<_>>(),
+            "trace {t}: every span once, in start order"
+        );
+    }
+}

@@ -251,6 +251,9 @@ pub struct DedicatedBuilder {
     keys: &'static [(&'static str, Dedicated)],
     /// The keys, sorted, with their column: a binary search is cheaper than hashing every key.
     index: Vec<(&'static str, usize)>,
+    /// Bit `n` set when a key is `n` bytes long (n < 64): most attributes are not dedicated, and
+    /// their length alone says so without a search.
+    lengths: u64,
     /// Per attribute position of the current row: whether it went to a dedicated column.
     taken: Vec<bool>,
     strings: Vec<StringBuilder>,
@@ -261,6 +264,10 @@ pub struct DedicatedBuilder {
 
 impl DedicatedBuilder {
     pub fn new(keys: &'static [(&'static str, Dedicated)]) -> DedicatedBuilder {
+        assert!(
+            keys.iter().all(|(k, _)| k.len() < 64),
+            "dedicated keys are short"
+        );
         DedicatedBuilder {
             keys,
             index: {
@@ -269,6 +276,7 @@ impl DedicatedBuilder {
                 index.sort_unstable();
                 index
             },
+            lengths: keys.iter().fold(0, |mask, (k, _)| mask | 1 << k.len()),
             taken: Vec::new(),
             strings: keys.iter().map(|_| StringBuilder::new()).collect(),
             ints: keys.iter().map(|_| Int64Builder::new()).collect(),
@@ -282,6 +290,9 @@ impl DedicatedBuilder {
     pub fn push_row(&mut self, attributes: &[KeyValue], generic: &mut KeyValueBuilder) {
         self.chosen.iter_mut().for_each(|c| *c = None);
         for (position, kv) in attributes.iter().enumerate() {
+            if kv.key.len() >= 64 || self.lengths & (1 << kv.key.len()) == 0 {
+                continue;
+            }
             let Ok(found) = self
                 .index
                 .binary_search_by(|(k, _)| (*k).cmp(kv.key.as_str()))

@@ -20,7 +20,7 @@ pub fn writer_properties(schema: &SchemaRef) -> WriterProperties {
         ))
         .set_dictionary_enabled(true)
         .set_statistics_enabled(EnabledStatistics::Page)
-        // Row groups are ended by hand, on trace boundaries (`BlockBuilder::finish`).
+        // Row groups are ended by hand, on trace boundaries (`BlockWriter::push_trace`).
         .set_max_row_group_row_count(None)
         .set_data_page_row_count_limit(PAGE_ROWS)
         .set_write_batch_size(1024)

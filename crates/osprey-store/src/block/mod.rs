@@ -1,17 +1,19 @@
 //! Blocks: immutable Parquet files of spans (one row per span, sorted by trace id then start time),
 //! each with a trace-id index and a meta beside it. docs/format.md gives every byte and column.
 //!
-//! - [`write::BlockBuilder`] turns spans into a block;
+//! - [`write::BlockWriter`] writes a block from traces in order: [`logged::LoggedSpans`] puts a cut's
+//!   log records in order, [`merge`] the blocks being compacted;
 //! - [`Block`] opens one from the object store and is a [`SpanSource`](crate::SpanSource).
 
 mod columns;
 mod encoding;
+pub mod logged;
+pub(crate) mod merge;
 pub mod meta;
 mod object_reader;
 mod read;
 pub mod schema;
 mod source;
-mod take;
 pub mod trace_index;
 pub mod write;
 
@@ -24,6 +26,7 @@ use parking_lot::Mutex;
 use parquet::arrow::arrow_reader::{
     ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter,
 };
+use parquet::arrow::async_reader::ParquetRecordBatchStream;
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::file::metadata::PageIndexPolicy;
 
@@ -122,6 +125,25 @@ struct Read<'a> {
     /// Only the spans that meet the query's service, operation, start and duration conditions
     /// (checked on those columns first; the others are then decoded for matching rows only).
     spans: Option<crate::TraceQuery>,
+    /// Rows a batch at most (default: a row group's worth).
+    batch_rows: Option<usize>,
+}
+
+/// A block's rows as a blocking iterator of batches, for a thread that may block.
+pub(crate) struct Batches<'a> {
+    stream: ParquetRecordBatchStream<ObjectReader>,
+    runtime: &'a Handle,
+}
+
+impl Iterator for Batches<'_> {
+    type Item = io::Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.runtime
+            .block_on(self.stream.try_next())
+            .map_err(io_error)
+            .transpose()
+    }
 }
 
 impl Block {
@@ -210,11 +232,19 @@ impl Block {
     }
 
     async fn read_async(&self, read: Read<'_>) -> io::Result<Vec<RecordBatch>> {
+        self.stream(read)
+            .await?
+            .try_collect()
+            .await
+            .map_err(io_error)
+    }
+
+    async fn stream(&self, read: Read<'_>) -> io::Result<ParquetRecordBatchStream<ObjectReader>> {
         let metadata = self.reader_metadata().await?;
         let parquet_schema = metadata.metadata().file_metadata().schema_descr_ptr();
         let mut builder =
             ParquetRecordBatchStreamBuilder::new_with_metadata(self.data_reader(), metadata)
-                .with_batch_size(write::ROW_GROUP_ROWS);
+                .with_batch_size(read.batch_rows.unwrap_or(write::ROW_GROUP_ROWS));
         if let Some(columns) = read.columns {
             let roots = columns
                 .iter()
@@ -266,31 +296,19 @@ impl Block {
             );
             builder = builder.with_row_filter(RowFilter::new(vec![Box::new(predicate)]));
         }
-        builder
-            .build()
-            .map_err(io_error)?
-            .try_collect()
-            .await
-            .map_err(io_error)
+        builder.build().map_err(io_error)
     }
 
-    /// Adds every span of this block to `builder` (compaction), row group by row group.
-    pub fn copy_into(&self, builder: &mut write::BlockBuilder) -> io::Result<()> {
-        for group in 0..self.meta.row_groups as usize {
-            let batches = self.read(Read {
-                row_groups: Some(vec![group]),
-                ..Default::default()
-            })?;
-            for batch in &batches {
-                let rows = read::RowReader::new(batch);
-                for rs in rows.resource_spans(0..batch.num_rows()) {
-                    for ss in &rs.scope_spans {
-                        builder.push_scope_spans(rs.resource.as_ref(), &rs.schema_url, ss);
-                    }
-                }
-            }
-        }
-        Ok(())
+    /// Every row, in order, `rows` at a time (compaction), from a thread that may block.
+    pub(crate) fn batches(&self, rows: usize) -> io::Result<Batches<'_>> {
+        let stream = self.runtime.block_on(self.stream(Read {
+            batch_rows: Some(rows),
+            ..Default::default()
+        }))?;
+        Ok(Batches {
+            stream,
+            runtime: &self.runtime,
+        })
     }
 
     /// Reads from a thread that may block (the query engine's), on the runtime that opened the block.

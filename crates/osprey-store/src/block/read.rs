@@ -54,6 +54,27 @@ fn with_dedicated(
     generic
 }
 
+/// One row as OTLP, owned: a span with the resource and scope it was sent under.
+pub struct OwnedRow {
+    pub resource: Option<Resource>,
+    pub resource_schema_url: String,
+    pub scope: Option<InstrumentationScope>,
+    pub scope_schema_url: String,
+    pub span: Span,
+}
+
+impl OwnedRow {
+    pub fn as_row(&self) -> super::write::SpanRow<'_> {
+        super::write::SpanRow {
+            resource: self.resource.as_ref(),
+            resource_schema_url: &self.resource_schema_url,
+            scope: self.scope.as_ref(),
+            scope_schema_url: &self.scope_schema_url,
+            span: &self.span,
+        }
+    }
+}
+
 /// Every column of a full (unprojected) batch, ready to rebuild rows.
 pub struct RowReader<'a> {
     trace_id: &'a BinaryArray,
@@ -249,6 +270,16 @@ impl<'a> RowReader<'a> {
             attributes: self.scope_attributes.row(row),
             dropped_attributes_count: self.scope_dropped.value(row),
         })
+    }
+
+    pub fn owned(&self, row: usize) -> OwnedRow {
+        OwnedRow {
+            resource: self.resource(row),
+            resource_schema_url: self.resource_schema_url.value(row).to_string(),
+            scope: self.scope(row),
+            scope_schema_url: self.scope_schema_url.value(row).to_string(),
+            span: self.span(row),
+        }
     }
 
     /// The rows as OTLP, consecutive rows of the same resource and scope grouped together.

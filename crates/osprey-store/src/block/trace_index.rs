@@ -47,30 +47,17 @@ fn hashes(id: &TraceId) -> (u64, u64) {
 }
 
 impl TraceIndex {
-    /// The index of a block whose rows hold these (sorted) trace ids, in row groups starting at
-    /// `group_starts` (the first is 0).
-    pub fn build(sorted_ids: &[TraceId], distinct: usize, group_starts: &[usize]) -> TraceIndex {
-        let bits = (distinct.max(1) * BITS_PER_TRACE)
+    /// The index of a block with these row groups, holding these (distinct) trace ids.
+    pub fn new(row_groups: Vec<RowGroupRange>, trace_ids: &[TraceId]) -> TraceIndex {
+        let bits = (trace_ids.len().max(1) * BITS_PER_TRACE)
             .next_power_of_two()
             .max(64);
         let mut index = TraceIndex {
-            row_groups: group_starts
-                .iter()
-                .enumerate()
-                .map(|(i, &first)| {
-                    let end = group_starts.get(i + 1).copied().unwrap_or(sorted_ids.len());
-                    RowGroupRange {
-                        min: sorted_ids[first],
-                        max: sorted_ids[end - 1],
-                        first_row: first as u64,
-                        rows: (end - first) as u64,
-                    }
-                })
-                .collect(),
+            row_groups,
             hashes: HASHES,
             words: vec![0; bits / 64],
         };
-        for id in sorted_ids {
+        for id in trace_ids {
             index.insert(id);
         }
         index
@@ -197,8 +184,17 @@ mod tests {
     #[test]
     fn finds_what_it_holds_and_round_trips() {
         let ids: Vec<TraceId> = (0..10_000).map(|n| id(n * 2)).collect();
-        let starts: Vec<usize> = (0..ids.len()).step_by(1000).collect();
-        let index = TraceIndex::build(&ids, ids.len(), &starts);
+        let groups = ids
+            .chunks(1000)
+            .enumerate()
+            .map(|(i, chunk)| RowGroupRange {
+                min: chunk[0],
+                max: chunk[chunk.len() - 1],
+                first_row: i as u64 * 1000,
+                rows: chunk.len() as u64,
+            })
+            .collect();
+        let index = TraceIndex::new(groups, &ids);
         assert_eq!(index.row_groups.len(), 10);
         assert!(ids.iter().all(|i| index.may_contain(i)));
         let false_positives = (0..10_000)

@@ -1,32 +1,37 @@
-//! Building a block: spans in (any order, from log records or other blocks), a sorted Parquet file,
-//! its trace-id index and its meta out.
+//! Writing a block: traces handed over in trace-id order, streamed into a Parquet file row group by
+//! row group, with the trace-id index and the meta built on the way.
 //!
-//! Spans are appended to Arrow builders as they come (compact, no decoded OTLP kept), then sorted
-//! once by trace id and start time with a permutation, so memory stays near the block's Arrow size.
+//! Memory stays at one batch of Arrow builders and the row group being encoded, whatever the size of
+//! the block: the callers put traces in order first (a cut sorts the log's spans by reference, see
+//! [`super::logged`]; a compaction merges blocks that are sorted already, see [`super::merge`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::builder::{
     BinaryBuilder, Int32Builder, StringBuilder, UInt32Builder, UInt64Builder,
 };
-use arrow_array::cast::AsArray;
-use arrow_array::{ArrayRef, RecordBatch, StructArray, UInt32Array};
+use arrow_array::{ArrayRef, RecordBatch, StructArray};
 use parquet::arrow::ArrowWriter;
+use parquet::errors::ParquetError;
 use prost::Message;
 
 use osprey_model::attributes::service_name;
-use osprey_model::otlp::{ExportTraceServiceRequest, Resource, ScopeSpans, Span};
+use osprey_model::otlp::{InstrumentationScope, Resource, Span};
 use osprey_model::TraceId;
 
 use super::columns::{DedicatedBuilder, KeyValueBuilder, ListOffsets};
 use super::meta::{BlockMeta, Operation, WalSource, FORMAT_VERSION};
 use super::schema::{col, event_fields, link_fields, RESOURCE_DEDICATED, SCHEMA, SPAN_DEDICATED};
-use super::trace_index::TraceIndex;
+use super::trace_index::{RowGroupRange, TraceIndex};
 
 /// Rows per row group (more when the last trace runs on): a lookup by id reads within one row group,
 /// a scan prunes by their statistics.
 pub const ROW_GROUP_ROWS: usize = 64 * 1024;
+
+/// Rows gathered in Arrow builders before they go to the Parquet writer (which keeps the row group
+/// encoded and compressed until it ends).
+const BATCH_ROWS: usize = 8 * 1024;
 
 /// A finished block, ready to upload.
 pub struct BuiltBlock {
@@ -38,15 +43,50 @@ pub struct BuiltBlock {
     pub meta: BlockMeta,
 }
 
-struct SortKey {
-    trace_id: TraceId,
+/// One span with the resource and scope it was sent under.
+#[derive(Clone, Copy)]
+pub struct SpanRow<'a> {
+    pub resource: Option<&'a Resource>,
+    pub resource_schema_url: &'a str,
+    pub scope: Option<&'a InstrumentationScope>,
+    pub scope_schema_url: &'a str,
+    pub span: &'a Span,
+}
+
+impl SpanRow<'_> {
+    /// The order of rows within a trace, and what makes two rows one span sent twice (a client
+    /// retry, or the same span in two blocks being compacted): start, span id and, only between rows
+    /// that agree on those, a fingerprint of everything else. A copy that differs in content keeps
+    /// both rows, as the head shows both.
+    fn order(&self, other: &SpanRow) -> std::cmp::Ordering {
+        (self.span.start_time_unix_nano, &self.span.span_id)
+            .cmp(&(other.span.start_time_unix_nano, &other.span.span_id))
+            .then_with(|| self.fingerprint().cmp(&other.fingerprint()))
+    }
+
+    /// A cheap fingerprint of what else the span (and its resource and scope) carries: encoded
+    /// sizes and the end time.
+    fn fingerprint(&self) -> u64 {
+        let mut h = self.span.encoded_len() as u64;
+        for part in [
+            self.span.end_time_unix_nano,
+            self.resource.map_or(0, |r| r.encoded_len() as u64),
+            self.scope.map_or(0, |s| s.encoded_len() as u64),
+            self.resource_schema_url.len() as u64,
+            self.scope_schema_url.len() as u64,
+        ] {
+            h = (h ^ part).wrapping_mul(0x100000001b3).rotate_left(17);
+        }
+        h
+    }
+}
+
+/// What every row of a trace repeats: the trace-level columns.
+struct TraceLevel<'a> {
+    root_service: &'a str,
+    root_name: &'a str,
     start: u64,
-    /// The span id as a number: with the trace id and start, what makes two rows the same span…
-    span: u64,
-    /// …if their content agrees too (a fingerprint of what else the span carries).
-    content: u64,
-    end: u64,
-    root: bool,
+    duration: u64,
 }
 
 struct EventsBuilder {
@@ -69,25 +109,8 @@ struct LinksBuilder {
     dropped: UInt32Builder,
 }
 
-/// A cheap fingerprint of what else a span (and its resource and scope) carries: its encoded size
-/// and end time, and theirs. Two rows are one span sent twice only when this agrees too; a copy that
-/// differs in content keeps both rows, as the head shows both.
-fn fingerprint(resource: Option<&Resource>, ss: &ScopeSpans, span: &Span) -> u64 {
-    let mut h = span.encoded_len() as u64;
-    for part in [
-        span.end_time_unix_nano,
-        resource.map_or(0, |r| r.encoded_len() as u64),
-        ss.scope.as_ref().map_or(0, |s| s.encoded_len() as u64),
-        ss.schema_url.len() as u64,
-    ] {
-        h = (h ^ part).wrapping_mul(0x100000001b3).rotate_left(17);
-    }
-    h
-}
-
-/// Accumulates spans for one block.
-pub struct BlockBuilder {
-    keys: Vec<SortKey>,
+/// The Arrow builders of one batch of rows, a builder per column of the schema.
+struct Columns {
     trace_id: BinaryBuilder,
     span_id: BinaryBuilder,
     parent_span_id: BinaryBuilder,
@@ -118,14 +141,15 @@ pub struct BlockBuilder {
     resource_entity_refs: BinaryBuilder,
     span_dedicated: DedicatedBuilder,
     resource_dedicated: DedicatedBuilder,
-    /// Service → span name → bit set of span kinds: looked up without allocating for every span.
-    operations: HashMap<String, HashMap<String, u8>>,
+    root_service_name: StringBuilder,
+    root_name: StringBuilder,
+    trace_start: UInt64Builder,
+    trace_duration: UInt64Builder,
 }
 
-impl Default for BlockBuilder {
-    fn default() -> Self {
-        BlockBuilder {
-            keys: Vec::new(),
+impl Columns {
+    fn new() -> Columns {
+        Columns {
             trace_id: BinaryBuilder::new(),
             span_id: BinaryBuilder::new(),
             parent_span_id: BinaryBuilder::new(),
@@ -172,81 +196,27 @@ impl Default for BlockBuilder {
             resource_entity_refs: BinaryBuilder::new(),
             span_dedicated: DedicatedBuilder::new(SPAN_DEDICATED),
             resource_dedicated: DedicatedBuilder::new(RESOURCE_DEDICATED),
-            operations: HashMap::new(),
-        }
-    }
-}
-
-impl BlockBuilder {
-    pub fn span_count(&self) -> usize {
-        self.keys.len()
-    }
-
-    /// Adds every span of an export. Spans without a valid trace id (ingest lets none through) are
-    /// skipped.
-    pub fn push_request(&mut self, request: &ExportTraceServiceRequest) {
-        for rs in &request.resource_spans {
-            for ss in &rs.scope_spans {
-                self.push_scope_spans(rs.resource.as_ref(), &rs.schema_url, ss);
-            }
+            root_service_name: StringBuilder::new(),
+            root_name: StringBuilder::new(),
+            trace_start: UInt64Builder::new(),
+            trace_duration: UInt64Builder::new(),
         }
     }
 
-    pub fn push_scope_spans(
-        &mut self,
-        resource: Option<&Resource>,
-        resource_schema_url: &str,
-        ss: &ScopeSpans,
-    ) {
-        for span in &ss.spans {
-            self.push_span(resource, resource_schema_url, ss, span);
-        }
-    }
-
-    fn push_span(
-        &mut self,
-        resource: Option<&Resource>,
-        resource_schema_url: &str,
-        ss: &ScopeSpans,
-        span: &Span,
-    ) {
-        let Ok(trace_id) = TraceId::from_bytes(&span.trace_id) else {
-            return;
-        };
-        let service = service_name(resource);
-        let kind = span.kind.clamp(0, 7) as u8;
-        match self.operations.get_mut(service) {
-            Some(names) => match names.get_mut(&span.name) {
-                Some(kinds) => *kinds |= 1 << kind,
-                None => {
-                    names.insert(span.name.clone(), 1 << kind);
-                }
-            },
-            None => {
-                let names = HashMap::from([(span.name.clone(), 1u8 << kind)]);
-                self.operations.insert(service.to_string(), names);
-            }
-        }
-        let duration = span
-            .end_time_unix_nano
-            .saturating_sub(span.start_time_unix_nano);
-        self.keys.push(SortKey {
-            trace_id,
-            start: span.start_time_unix_nano,
-            span: span
-                .span_id
-                .iter()
-                .fold(0u64, |n, b| (n << 8) | u64::from(*b)),
-            content: fingerprint(resource, ss, span),
-            end: span.start_time_unix_nano + duration,
-            root: span.parent_span_id.iter().all(|b| *b == 0),
-        });
+    fn push(&mut self, row: &SpanRow, trace: &TraceLevel) {
+        let SpanRow {
+            resource,
+            resource_schema_url,
+            scope,
+            scope_schema_url,
+            span,
+        } = *row;
         self.trace_id.append_value(&span.trace_id);
         self.span_id.append_value(&span.span_id);
         self.parent_span_id.append_value(&span.parent_span_id);
         self.trace_state.append_value(&span.trace_state);
         self.flags.append_value(span.flags);
-        self.service_name.append_value(service);
+        self.service_name.append_value(service_name(resource));
         self.name.append_value(&span.name);
         self.kind.append_value(span.kind);
         self.status_code
@@ -255,7 +225,10 @@ impl BlockBuilder {
             .append_option(span.status.as_ref().map(|s| s.message.as_str()));
         self.start.append_value(span.start_time_unix_nano);
         self.end.append_value(span.end_time_unix_nano);
-        self.duration.append_value(duration);
+        self.duration.append_value(
+            span.end_time_unix_nano
+                .saturating_sub(span.start_time_unix_nano),
+        );
         self.span_dedicated
             .push_row(&span.attributes, &mut self.attributes);
         self.dropped_attributes
@@ -282,23 +255,22 @@ impl BlockBuilder {
         }
         links.offsets.close(links.len);
         self.dropped_links.append_value(span.dropped_links_count);
-        let empty = Vec::new();
         self.resource_dedicated.push_row(
-            resource.map_or(&empty, |r| &r.attributes),
+            resource.map_or(&[][..], |r| r.attributes.as_slice()),
             &mut self.resource_attributes,
         );
         self.resource_dropped
             .append_value(resource.map_or(0, |r| r.dropped_attributes_count));
         self.resource_schema_url.append_value(resource_schema_url);
         self.scope_name
-            .append_option(ss.scope.as_ref().map(|s| s.name.as_str()));
+            .append_option(scope.map(|s| s.name.as_str()));
         self.scope_version
-            .append_value(ss.scope.as_ref().map_or("", |s| s.version.as_str()));
+            .append_value(scope.map_or("", |s| s.version.as_str()));
         self.scope_attributes
-            .push_row(ss.scope.as_ref().map_or(&empty, |s| &s.attributes));
+            .push_row(scope.map_or(&[][..], |s| s.attributes.as_slice()));
         self.scope_dropped
-            .append_value(ss.scope.as_ref().map_or(0, |s| s.dropped_attributes_count));
-        self.scope_schema_url.append_value(&ss.schema_url);
+            .append_value(scope.map_or(0, |s| s.dropped_attributes_count));
+        self.scope_schema_url.append_value(scope_schema_url);
         self.resource_entity_refs.append_option(
             resource.filter(|r| !r.entity_refs.is_empty()).map(|r| {
                 Resource {
@@ -308,11 +280,17 @@ impl BlockBuilder {
                 .encode_to_vec()
             }),
         );
+        self.root_service_name.append_value(trace.root_service);
+        self.root_name.append_value(trace.root_name);
+        self.trace_start.append_value(trace.start);
+        self.trace_duration.append_value(trace.duration);
     }
 
-    /// The columns as appended (unsorted), by name, without the trace-level ones.
-    fn finish_columns(&mut self) -> Vec<(String, ArrayRef)> {
+    /// The rows appended since the last call, as a batch of the block's schema; the builders start
+    /// empty again.
+    fn finish(&mut self) -> Result<RecordBatch, ParquetError> {
         let events = &mut self.events;
+        events.len = 0;
         let events_values = StructArray::new(
             event_fields(),
             vec![
@@ -324,6 +302,7 @@ impl BlockBuilder {
             None,
         );
         let links = &mut self.links;
+        links.len = 0;
         let links_values = StructArray::new(
             link_fields(),
             vec![
@@ -336,8 +315,8 @@ impl BlockBuilder {
             ],
             None,
         );
-        let mut columns: Vec<(&str, ArrayRef)> = vec![
-            (col::TRACE_ID, Arc::new(self.trace_id.finish())),
+        let mut by_name: HashMap<String, ArrayRef> = [
+            (col::TRACE_ID, Arc::new(self.trace_id.finish()) as ArrayRef),
             (col::SPAN_ID, Arc::new(self.span_id.finish())),
             (col::PARENT_SPAN_ID, Arc::new(self.parent_span_id.finish())),
             (col::TRACE_STATE, Arc::new(self.trace_state.finish())),
@@ -389,7 +368,17 @@ impl BlockBuilder {
                 col::RESOURCE_ENTITY_REFS,
                 Arc::new(self.resource_entity_refs.finish()),
             ),
-        ];
+            (
+                col::ROOT_SERVICE_NAME,
+                Arc::new(self.root_service_name.finish()),
+            ),
+            (col::ROOT_NAME, Arc::new(self.root_name.finish())),
+            (col::TRACE_START, Arc::new(self.trace_start.finish())),
+            (col::TRACE_DURATION, Arc::new(self.trace_duration.finish())),
+        ]
+        .into_iter()
+        .map(|(name, array)| (name.to_string(), array))
+        .collect();
         let span_columns = SPAN_DEDICATED
             .iter()
             .map(|(k, _)| super::schema::span_column(k))
@@ -398,84 +387,9 @@ impl BlockBuilder {
             .iter()
             .map(|(k, _)| super::schema::resource_column(k))
             .zip(self.resource_dedicated.finish());
-        let mut out: Vec<(String, ArrayRef)> =
-            columns.drain(..).map(|(n, a)| (n.to_string(), a)).collect();
-        out.extend(span_columns);
-        out.extend(resource_columns);
-        out
-    }
-
-    /// Sorts, encodes and describes the block; a span that came twice (a client retry, or the same
-    /// span in two blocks being compacted) is kept once. `wal` names the log segments it holds,
-    /// `replaces` the blocks it was compacted from.
-    pub fn finish(
-        mut self,
-        block_id: &str,
-        tenant: &str,
-        compaction_level: u32,
-        wal: Vec<WalSource>,
-        replaces: Vec<String>,
-    ) -> Result<BuiltBlock, parquet::errors::ParquetError> {
-        let mut order: Vec<u32> = (0..self.keys.len() as u32).collect();
-        let key = |k: &SortKey| (k.trace_id, k.start, k.span, k.content);
-        order.sort_by(|&a, &b| key(&self.keys[a as usize]).cmp(&key(&self.keys[b as usize])));
-        order.dedup_by(|a, b| key(&self.keys[*a as usize]) == key(&self.keys[*b as usize]));
-        let indices = UInt32Array::from(order.clone());
-        let columns = self.finish_columns();
-        let mut by_name: BTreeMap<String, ArrayRef> = BTreeMap::new();
-        for (name, array) in columns {
-            by_name.insert(name, super::take::take(&array, &indices)?);
-        }
-        let keys: Vec<&SortKey> = order.iter().map(|&i| &self.keys[i as usize]).collect();
-        let services = by_name[col::SERVICE_NAME].as_string::<i32>().clone();
-        let names = by_name[col::NAME].as_string::<i32>().clone();
-
-        // Trace-level columns: one run of rows per trace (rows are sorted by trace id, then start).
-        let mut root_service = StringBuilder::new();
-        let mut root_name = StringBuilder::new();
-        let mut trace_start = UInt64Builder::new();
-        let mut trace_duration = UInt64Builder::new();
-        let mut sorted_ids = Vec::with_capacity(keys.len());
-        let mut trace_count = 0usize;
-        let mut run_start = 0;
-        let (mut min_start, mut max_end) = (u64::MAX, 0u64);
-        while run_start < keys.len() {
-            let id = keys[run_start].trace_id;
-            let run_end = run_start
-                + keys[run_start..]
-                    .iter()
-                    .take_while(|k| k.trace_id == id)
-                    .count();
-            let run = &keys[run_start..run_end];
-            // The root span (the earliest of several), or the earliest span while it is missing.
-            let root = run_start + run.iter().position(|k| k.root).unwrap_or(0);
-            let start = run[0].start;
-            let end = run.iter().map(|k| k.end).max().unwrap_or(start);
-            min_start = min_start.min(start);
-            max_end = max_end.max(end);
-            for _ in run {
-                root_service.append_value(services.value(root));
-                root_name.append_value(names.value(root));
-                trace_start.append_value(start);
-                trace_duration.append_value(end - start);
-                sorted_ids.push(id);
-            }
-            trace_count += 1;
-            run_start = run_end;
-        }
-        by_name.insert(
-            col::ROOT_SERVICE_NAME.into(),
-            Arc::new(root_service.finish()),
-        );
-        by_name.insert(col::ROOT_NAME.into(), Arc::new(root_name.finish()));
-        by_name.insert(col::TRACE_START.into(), Arc::new(trace_start.finish()));
-        by_name.insert(
-            col::TRACE_DURATION.into(),
-            Arc::new(trace_duration.finish()),
-        );
-
-        let schema = SCHEMA.clone();
-        let arrays: Vec<ArrayRef> = schema
+        by_name.extend(span_columns);
+        by_name.extend(resource_columns);
+        let arrays: Vec<ArrayRef> = SCHEMA
             .fields()
             .iter()
             .map(|f| {
@@ -484,30 +398,236 @@ impl BlockBuilder {
                     .expect("every schema column is built")
             })
             .collect();
-        let batch = RecordBatch::try_new(schema.clone(), arrays)?;
-        let properties = super::encoding::writer_properties(&schema);
-        let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(properties))?;
+        Ok(RecordBatch::try_new(SCHEMA.clone(), arrays)?)
+    }
+}
+
+/// The row group being written.
+struct OpenGroup {
+    first_row: u64,
+    rows: u64,
+    min: TraceId,
+    max: TraceId,
+}
+
+/// What the encoding thread is asked to do.
+enum ToEncoder {
+    Rows(RecordBatch),
+    EndRowGroup,
+}
+
+/// Parquet encoding on a thread of its own: the caller decodes and appends the next batch while the
+/// last one is encoded and compressed, so a cut uses two cores.
+struct Encoder {
+    /// Bounded: at most two batches wait, so memory stays bounded when encoding is the slower half.
+    sender: std::sync::mpsc::SyncSender<ToEncoder>,
+    thread: std::thread::JoinHandle<Result<Vec<u8>, ParquetError>>,
+}
+
+impl Encoder {
+    fn spawn() -> Result<Encoder, ParquetError> {
+        let properties = super::encoding::writer_properties(&SCHEMA);
+        let mut writer = ArrowWriter::try_new(Vec::new(), SCHEMA.clone(), Some(properties))?;
+        let (sender, receiver) = std::sync::mpsc::sync_channel(2);
+        let thread = std::thread::Builder::new()
+            .name("block-encoder".into())
+            .spawn(move || {
+                for message in receiver {
+                    match message {
+                        ToEncoder::Rows(batch) => writer.write(&batch)?,
+                        ToEncoder::EndRowGroup => writer.flush()?,
+                    }
+                }
+                writer.into_inner()
+            })
+            .map_err(|e| ParquetError::External(Box::new(e)))?;
+        Ok(Encoder { sender, thread })
+    }
+
+    fn send(&self, message: ToEncoder) -> Result<(), ParquetError> {
+        // The thread only stops listening when it failed: its error is what `finish` reports.
+        self.sender
+            .send(message)
+            .map_err(|_| ParquetError::General("the block encoder stopped".into()))
+    }
+
+    fn finish(self) -> Result<Vec<u8>, ParquetError> {
+        drop(self.sender);
+        self.thread
+            .join()
+            .map_err(|_| ParquetError::General("the block encoder panicked".into()))?
+    }
+}
+
+/// Writes one block from traces handed over in increasing trace-id order.
+pub struct BlockWriter {
+    columns: Columns,
+    batch_rows: usize,
+    encoder: Encoder,
+    group: Option<OpenGroup>,
+    groups: Vec<RowGroupRange>,
+    /// Every trace id written, in order (for the Bloom filter, sized once the count is known).
+    trace_ids: Vec<TraceId>,
+    spans: u64,
+    min_start: u64,
+    max_end: u64,
+    /// Service → span name → bit set of span kinds: looked up without allocating for every span.
+    operations: HashMap<String, HashMap<String, u8>>,
+}
+
+impl BlockWriter {
+    pub fn new() -> Result<BlockWriter, ParquetError> {
+        Ok(BlockWriter {
+            columns: Columns::new(),
+            batch_rows: 0,
+            encoder: Encoder::spawn()?,
+            group: None,
+            groups: Vec::new(),
+            trace_ids: Vec::new(),
+            spans: 0,
+            min_start: u64::MAX,
+            max_end: 0,
+            operations: HashMap::new(),
+        })
+    }
+
+    /// Spans written so far (duplicates dropped).
+    pub fn span_count(&self) -> u64 {
+        self.spans
+    }
+
+    /// Writes the spans of one trace, in any order; a span sent twice is written once. Traces must
+    /// come in increasing trace-id order; spans without a valid trace id (ingest lets none through)
+    /// are skipped.
+    pub fn push_trace(&mut self, rows: &mut Vec<SpanRow<'_>>) -> Result<(), ParquetError> {
+        let Some(trace_id) = rows
+            .first()
+            .and_then(|r| TraceId::from_bytes(&r.span.trace_id).ok())
+        else {
+            return Ok(());
+        };
+        // A trace written in two pieces would break the block's promises (whole traces in one row
+        // group, one trace-level value): refused rather than written.
+        if self.trace_ids.last().is_some_and(|last| *last >= trace_id)
+            || rows.iter().any(|r| r.span.trace_id != trace_id.0)
+        {
+            return Err(ParquetError::General(format!(
+                "trace {} handed to the block writer out of order or mixed with another",
+                trace_id.to_hex()
+            )));
+        }
+        rows.sort_by(SpanRow::order);
+        rows.dedup_by(|a, b| a.order(b).is_eq());
+
+        let start = rows[0].span.start_time_unix_nano;
+        let end = rows
+            .iter()
+            .map(|r| r.span.end_time_unix_nano.max(r.span.start_time_unix_nano))
+            .max()
+            .unwrap_or(start);
+        // The root span (the earliest of several), or the earliest span while it is missing.
+        let root = rows
+            .iter()
+            .find(|r| r.span.parent_span_id.iter().all(|b| *b == 0))
+            .unwrap_or(&rows[0]);
+        let trace = TraceLevel {
+            root_service: service_name(root.resource),
+            root_name: &root.span.name,
+            start,
+            duration: end - start,
+        };
+        for row in rows.iter() {
+            self.note_operation(row);
+            self.columns.push(row, &trace);
+        }
+        self.min_start = self.min_start.min(start);
+        self.max_end = self.max_end.max(end);
+        self.trace_ids.push(trace_id);
+        let count = rows.len() as u64;
+        let group = self.group.get_or_insert(OpenGroup {
+            first_row: self.spans,
+            rows: 0,
+            min: trace_id,
+            max: trace_id,
+        });
+        group.rows += count;
+        group.max = trace_id;
+        self.spans += count;
+        self.batch_rows += rows.len();
         // A row group ends at the first trace boundary after ROW_GROUP_ROWS rows: a trace is never
         // split between row groups, so a lookup or scan sees it whole within one.
-        let mut group_starts = Vec::new();
-        let mut first = 0;
-        while first < sorted_ids.len() {
-            let mut end = (first + ROW_GROUP_ROWS).min(sorted_ids.len());
-            while end < sorted_ids.len() && sorted_ids[end] == sorted_ids[end - 1] {
-                end += 1;
-            }
-            writer.write(&batch.slice(first, end - first))?;
-            writer.flush()?;
-            group_starts.push(first);
-            first = end;
+        if group.rows >= ROW_GROUP_ROWS as u64 {
+            self.end_group()?;
+        } else if self.batch_rows >= BATCH_ROWS {
+            self.write_batch()?;
         }
-        let data = writer.into_inner()?;
-        let index = TraceIndex::build(&sorted_ids, trace_count, &group_starts);
+        Ok(())
+    }
+
+    fn note_operation(&mut self, row: &SpanRow) {
+        let service = service_name(row.resource);
+        let name = &row.span.name;
+        let kind = 1u8 << row.span.kind.clamp(0, 7);
+        match self.operations.get_mut(service) {
+            Some(names) => match names.get_mut(name) {
+                Some(kinds) => *kinds |= kind,
+                None => {
+                    names.insert(name.clone(), kind);
+                }
+            },
+            None => {
+                let names = HashMap::from([(name.clone(), kind)]);
+                self.operations.insert(service.to_string(), names);
+            }
+        }
+    }
+
+    fn write_batch(&mut self) -> Result<(), ParquetError> {
+        if self.batch_rows > 0 {
+            self.batch_rows = 0;
+            let batch = self.columns.finish()?;
+            self.encoder.send(ToEncoder::Rows(batch))?;
+        }
+        Ok(())
+    }
+
+    fn end_group(&mut self) -> Result<(), ParquetError> {
+        self.write_batch()?;
+        if let Some(group) = self.group.take() {
+            self.encoder.send(ToEncoder::EndRowGroup)?;
+            self.groups.push(RowGroupRange {
+                min: group.min,
+                max: group.max,
+                first_row: group.first_row,
+                rows: group.rows,
+            });
+        }
+        Ok(())
+    }
+
+    /// Ends the file and describes the block: `wal` names the log segments it holds, `replaces` the
+    /// blocks it was compacted from.
+    pub fn finish(
+        mut self,
+        block_id: &str,
+        tenant: &str,
+        compaction_level: u32,
+        wal: Vec<WalSource>,
+        replaces: Vec<String>,
+    ) -> Result<BuiltBlock, ParquetError> {
+        if let Err(e) = self.end_group() {
+            // The encoder's own error, if it stopped, says more.
+            self.encoder.finish()?;
+            return Err(e);
+        }
+        let data = self.encoder.finish()?;
+        let index = TraceIndex::new(self.groups, &self.trace_ids);
         let index_bytes = index.encode();
 
         let mut services: Vec<String> = self.operations.keys().cloned().collect();
         services.sort();
-        let mut operations: Vec<Operation> = std::mem::take(&mut self.operations)
+        let mut operations: Vec<Operation> = self
+            .operations
             .into_iter()
             .flat_map(|(service, names)| {
                 names.into_iter().flat_map(move |(name, kinds)| {
@@ -528,10 +648,10 @@ impl BlockBuilder {
             format_version: FORMAT_VERSION,
             block_id: block_id.to_string(),
             tenant: tenant.to_string(),
-            start_unix_nano: if keys.is_empty() { 0 } else { min_start },
-            end_unix_nano: max_end,
-            span_count: keys.len() as u64,
-            trace_count: trace_count as u64,
+            start_unix_nano: if self.spans == 0 { 0 } else { self.min_start },
+            end_unix_nano: self.max_end,
+            span_count: self.spans,
+            trace_count: self.trace_ids.len() as u64,
             services,
             operations,
             data_bytes: data.len() as u64,
