@@ -100,6 +100,13 @@ impl IngestError {
 /// The header (HTTP) or metadata key (gRPC) naming the tenant, as Tempo, Loki and Mimir use it.
 pub const TENANT_HEADER: &str = "x-scope-orgid";
 
+/// The refusal while blocks are behind (the store's back-pressure).
+fn blocks_behind() -> IngestError {
+    IngestError::Throttled(
+        "blocks are being written more slowly than spans arrive; retry after a pause".to_string(),
+    )
+}
+
 /// The tenant a request names (checked), or the default tenant when it names none.
 pub fn tenant_of(value: Option<&[u8]>) -> Result<String, IngestError> {
     let Some(value) = value else {
@@ -214,6 +221,13 @@ impl Ingester {
         if body.len() > self.limits.max_request_bytes {
             return Err(too_large(body.len(), self.limits.max_request_bytes));
         }
+        if self
+            .tenants
+            .get(tenant)
+            .is_some_and(|store| store.blocks_behind())
+        {
+            return Err(blocks_behind());
+        }
 
         let (request, rejected, payload) = if body.len() > DECODE_INLINE_MAX {
             tokio::task::spawn_blocking(move || decode(body, format))
@@ -251,10 +265,7 @@ impl Ingester {
                     AppendError::Full => IngestError::Throttled(
                         "the write-ahead log is behind; retry after a pause".to_string(),
                     ),
-                    AppendError::BlocksBehind => IngestError::Throttled(
-                        "blocks are being written more slowly than spans arrive; retry after a pause"
-                            .to_string(),
-                    ),
+                    AppendError::BlocksBehind => blocks_behind(),
                     AppendError::TooLarge(n) => too_large(n, self.limits.max_request_bytes),
                     AppendError::Io(_) | AppendError::Closed | AppendError::Empty => {
                         IngestError::Unavailable(format!("spans could not be stored: {e}"))

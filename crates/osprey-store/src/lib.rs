@@ -334,7 +334,9 @@ impl Store {
         Ok(())
     }
 
-    fn blocks_behind(&self) -> bool {
+    /// Whether appends are refused now because blocks are behind: ingest asks before it decodes a
+    /// request, so refusing one costs next to nothing.
+    pub fn blocks_behind(&self) -> bool {
         let sources = self.sources.read();
         let closed = sources.generations.len() - 1;
         closed > MAX_CLOSED_GENERATIONS
