@@ -18,7 +18,7 @@ use osprey_model::otlp::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 
 use super::report::{percentile, thousands};
 use super::server_process::{cpu_time, dir_bytes, memory_bytes, ServerProcess};
-use super::tracegen::{self, Shape};
+use super::tracegen::{self, Shape, Template};
 
 #[derive(Args, Debug)]
 pub struct IngestArgs {
@@ -38,8 +38,8 @@ pub struct IngestArgs {
     spans_per_trace: usize,
     #[arg(long, default_value_t = 10)]
     services: usize,
-    /// Distinct requests generated up front and sent round-robin (so generation costs nothing during
-    /// the run).
+    /// Requests generated up front and sent round-robin, each time with other trace ids (so
+    /// generation costs nothing during the run, and every span sent is a new one).
     #[arg(long, default_value_t = 200)]
     distinct_requests: usize,
     /// A flag for the started server, repeatable, e.g. `--server-arg=--fsync=interval`.
@@ -79,17 +79,18 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
         .duration_since(std::time::UNIX_EPOCH)?
         .as_nanos() as u64;
     let mut rng = fastrand::Rng::with_seed(42);
-    let requests: Vec<Bytes> = (0..args.distinct_requests.max(1))
-        .map(|_| Bytes::from(tracegen::request(shape, &mut rng, now_ns).encode_to_vec()))
+    let templates: Vec<Template> = (0..args.distinct_requests.max(1))
+        .map(|_| Template::new(&tracegen::request(shape, &mut rng, now_ns)))
         .collect();
-    let mean_bytes = requests.iter().map(Bytes::len).sum::<usize>() / requests.len();
+    let mean_bytes = templates.iter().map(Template::len).sum::<usize>() / templates.len();
     println!(
         "generated {} requests, {} bytes each on average ({} bytes/span)",
-        requests.len(),
+        templates.len(),
         mean_bytes,
         mean_bytes / shape.spans_per_request.max(1)
     );
 
+    let requests: Vec<Bytes> = templates.iter().map(|t| t.instance(0)).collect();
     let decode_rate = decode_only_rate(&requests, shape.spans_per_request);
     println!(
         "decode only (prost, one core): {} spans/s",
@@ -115,7 +116,7 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
         args.data_dir.clone().unwrap_or_else(|| temp_dir.clone()),
         Duration::from_secs(args.report_seconds.max(1)),
     ));
-    let result = load(&args, &requests, &endpoint, &accepted_so_far).await;
+    let result = load(&args, Arc::new(templates), &endpoint, &accepted_so_far).await;
     reporter.abort();
     let own_cpu = cpu_time("/proc/self/stat")? - own_cpu_before;
     let server_cpu = match (&server, server_cpu_before) {
@@ -201,7 +202,7 @@ async fn report_progress(
 
 async fn load(
     args: &IngestArgs,
-    requests: &[Bytes],
+    templates: Arc<Vec<Template>>,
     endpoint: &str,
     accepted_so_far: &Arc<AtomicU64>,
 ) -> anyhow::Result<(Vec<ClientStats>, Duration)> {
@@ -213,16 +214,18 @@ async fn load(
             .connect()
             .await
             .with_context(|| format!("connecting to {endpoint}"))?;
-        let requests = requests.to_vec();
+        let templates = templates.clone();
         let spans_per_request = args.spans_per_request as u64;
         let accepted_so_far = accepted_so_far.clone();
         tasks.push(tokio::spawn(async move {
             let mut grpc = tonic::client::Grpc::new(channel);
             let mut stats = ClientStats::default();
-            let mut next = client;
+            let mut sent_by_client = 0u64;
             while Instant::now() < deadline {
-                let body = requests[next % requests.len()].clone();
-                next += 1;
+                let template = &templates[(client + sent_by_client as usize) % templates.len()];
+                // Other trace ids on every send, and on every client.
+                let body = template.instance((client as u64) << 40 | sent_by_client);
+                sent_by_client += 1;
                 if let Err(e) = grpc.ready().await {
                     stats.failed += 1;
                     stats.last_error = Some(Status::unavailable(e.to_string()));

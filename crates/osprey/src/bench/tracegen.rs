@@ -101,3 +101,51 @@ pub fn request(shape: Shape, rng: &mut fastrand::Rng, now_ns: u64) -> ExportTrac
         .collect();
     ExportTraceServiceRequest { resource_spans }
 }
+
+/// An encoded export whose trace ids can be changed without encoding it again: the load generator
+/// sends each span once (as real clients do), not the same few requests over and over, which a
+/// block would keep once.
+pub struct Template {
+    bytes: bytes::Bytes,
+    /// Where each span's trace id starts in `bytes`.
+    trace_ids: Vec<usize>,
+}
+
+impl Template {
+    pub fn new(request: &ExportTraceServiceRequest) -> Template {
+        use prost::Message;
+        let bytes = request.encode_to_vec();
+        let ids: std::collections::HashSet<&[u8]> = request
+            .resource_spans
+            .iter()
+            .flat_map(|rs| &rs.scope_spans)
+            .flat_map(|ss| &ss.spans)
+            .map(|s| s.trace_id.as_slice())
+            .collect();
+        // A span's trace id is its field 1: tag 0x0a, length 16, then the id.
+        let trace_ids = (0..bytes.len().saturating_sub(17))
+            .filter(|&i| {
+                bytes[i] == 0x0a && bytes[i + 1] == 16 && ids.contains(&bytes[i + 2..i + 18])
+            })
+            .map(|i| i + 2)
+            .collect();
+        Template {
+            bytes: bytes.into(),
+            trace_ids,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// The export with every trace id's high half XORed with `n`: each `n` gives other traces.
+    pub fn instance(&self, n: u64) -> bytes::Bytes {
+        let mut bytes = self.bytes.to_vec();
+        for &at in &self.trace_ids {
+            let high = u64::from_be_bytes(bytes[at..at + 8].try_into().expect("8 bytes")) ^ n;
+            bytes[at..at + 8].copy_from_slice(&high.to_be_bytes());
+        }
+        bytes.into()
+    }
+}
