@@ -28,6 +28,8 @@ pub struct ObjectStorage {
     pub requests: Counter,
     /// The Parquet footers of the blocks read most recently.
     pub footers: crate::block::FooterCache,
+    /// The trace-id indexes of the blocks read most recently.
+    pub trace_indexes: crate::block::TraceIndexCache,
 }
 
 impl ObjectStorage {
@@ -54,6 +56,7 @@ impl ObjectStorage {
                 description: spec.to_string(),
                 requests: Counter::default(),
                 footers: Default::default(),
+                trace_indexes: Default::default(),
             });
         }
         let path = PathBuf::from(spec.strip_prefix("file://").unwrap_or(spec));
@@ -69,6 +72,7 @@ impl ObjectStorage {
             description: spec.to_string(),
             requests: Counter::default(),
             footers: Default::default(),
+            trace_indexes: Default::default(),
         })
     }
 

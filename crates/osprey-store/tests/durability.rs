@@ -269,7 +269,13 @@ async fn compaction_streams_traces_split_across_blocks_and_batches() {
     assert_eq!(blocks.len(), 1);
     assert_eq!(blocks[0].meta.span_count, u64::from(TRACES) * 9);
     assert_eq!(blocks[0].meta.trace_count, u64::from(TRACES));
-    for t in [1u32, 700, 1_500] {
+    // The first, a middle and the last trace, and those around each data page's end (4,096 rows a
+    // page; 9 rows a trace): a lookup reads only the pages the page index says hold the trace.
+    let at_page_ends = (1..=3u32).flat_map(|page| {
+        let t = page * 4096 / 9 + 1;
+        [t - 1, t, t + 1]
+    });
+    for t in [1u32, 700, 1_500].into_iter().chain(at_page_ends) {
         let mut id = [0u8; 16];
         id[12..].copy_from_slice(&t.to_be_bytes());
         let pieces = tokio::task::block_in_place(|| {

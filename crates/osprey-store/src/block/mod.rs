@@ -5,6 +5,7 @@
 //!   log records in order, [`merge`] the blocks being compacted;
 //! - [`Block`] opens one from the object store and is a [`SpanSource`](crate::SpanSource).
 
+mod caches;
 mod columns;
 mod encoding;
 pub mod logged;
@@ -22,13 +23,13 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use futures::TryStreamExt;
-use parking_lot::Mutex;
 use parquet::arrow::arrow_reader::{
-    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter,
+    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter, RowSelection, RowSelector,
 };
 use parquet::arrow::async_reader::ParquetRecordBatchStream;
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
-use parquet::file::metadata::PageIndexPolicy;
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
+use parquet::file::page_index::column_index::ColumnIndexMetaData;
 
 use object_reader::ObjectReader;
 use tokio::runtime::Handle;
@@ -36,6 +37,8 @@ use tokio::runtime::Handle;
 use osprey_model::TraceId;
 
 use crate::objects::{ObjectStorage, DATA_FILE, INDEX_FILE, META_FILE};
+use caches::IndexSlot;
+pub use caches::{FooterCache, TraceIndexCache};
 pub use meta::BlockMeta;
 use schema::{col, SCHEMA};
 use trace_index::TraceIndex;
@@ -70,46 +73,48 @@ fn span_conditions(batch: &RecordBatch, query: &crate::TraceQuery) -> arrow_arra
         .collect()
 }
 
+/// The rows of the pages of `groups` (in that order) whose trace-id range holds `id`, by the page
+/// index: rows are sorted by trace id, so a trace lies in one or two pages of each column, and a
+/// lookup decodes those instead of every page of the row group. `None` without a page index.
+fn pages_of_trace(
+    metadata: &ParquetMetaData,
+    groups: &[usize],
+    id: &TraceId,
+) -> Option<RowSelection> {
+    let page_index = metadata.page_index()?;
+    let mut selectors = Vec::new();
+    for &group in groups {
+        let ColumnIndexMetaData::BYTE_ARRAY(ids) = page_index.column_index(group, 0)? else {
+            return None;
+        };
+        let pages = page_index.offset_index(group, 0)?.page_locations();
+        let rows = metadata.row_group(group).num_rows() as usize;
+        for (page, location) in pages.iter().enumerate() {
+            let first = location.first_row_index as usize;
+            let end = pages
+                .get(page + 1)
+                .map_or(rows, |next| next.first_row_index as usize);
+            let holds = ids.min_value(page).is_some_and(|min| min <= &id.0[..])
+                && ids.max_value(page).is_some_and(|max| &id.0[..] <= max);
+            selectors.push(if holds {
+                RowSelector::select(end - first)
+            } else {
+                RowSelector::skip(end - first)
+            });
+        }
+    }
+    Some(RowSelection::from(selectors))
+}
+
 pub(crate) fn io_error(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
 
-/// Parquet footers (with their page indexes) of the blocks read most recently, at most
-/// [`FooterCache::CAPACITY`] of them: a footer costs memory in proportion to its block's row groups
-/// and columns, so they are kept for the blocks in use, not for every block of weeks of data.
-#[derive(Default)]
-pub struct FooterCache {
-    /// Most recently used last.
-    entries: Mutex<std::collections::VecDeque<((String, String), ArrowReaderMetadata)>>,
-}
-
-impl FooterCache {
-    pub const CAPACITY: usize = 256;
-
-    fn get(&self, key: &(String, String)) -> Option<ArrowReaderMetadata> {
-        let mut entries = self.entries.lock();
-        let at = entries.iter().position(|(k, _)| k == key)?;
-        let entry = entries.remove(at)?;
-        let metadata = entry.1.clone();
-        entries.push_back(entry);
-        Some(metadata)
-    }
-
-    fn insert(&self, key: (String, String), metadata: ArrowReaderMetadata) {
-        let mut entries = self.entries.lock();
-        entries.retain(|(k, _)| *k != key);
-        entries.push_back((key, metadata));
-        while entries.len() > Self::CAPACITY {
-            entries.pop_front();
-        }
-    }
-}
-
-/// A complete block, opened: its meta and trace-id index in memory, its Parquet footer (with the page
-/// index) loaded on first use and kept in the store's [`FooterCache`].
+/// A complete block, opened: its meta in memory; its trace-id index and Parquet footer (with the
+/// page index) loaded on first use and kept within the store's budgets (`caches`).
 pub struct Block {
     pub meta: BlockMeta,
-    index: TraceIndex,
+    index: Arc<IndexSlot>,
     storage: Arc<ObjectStorage>,
     runtime: Handle,
 }
@@ -176,18 +181,10 @@ impl Block {
                 meta::FORMAT_VERSION
             )));
         }
-        // Gone between the two reads: compaction or retention deletes meta, then index.
-        let Some(index) = storage
-            .get_if_exists(&file(INDEX_FILE))
-            .await
-            .map_err(io_error)?
-        else {
-            return Ok(None);
-        };
-        let index = TraceIndex::decode(&index).map_err(|e| io_error(format!("block {id}: {e}")))?;
+        // The trace-id index is read when a query first needs it.
         Ok(Some(Block {
             meta,
-            index,
+            index: Arc::default(),
             storage,
             runtime: Handle::current(),
         }))
@@ -195,12 +192,39 @@ impl Block {
 
     /// A block just written, from what was uploaded (no need to read it back).
     pub fn from_parts(meta: BlockMeta, index: TraceIndex, storage: Arc<ObjectStorage>) -> Block {
+        let slot = Arc::default();
+        storage.trace_indexes.admit(&slot, Arc::new(index));
         Block {
-            index,
+            index: slot,
             meta,
             storage,
             runtime: Handle::current(),
         }
+    }
+
+    /// The trace-id index, read from the store unless it is in memory; `None` when it is gone (the
+    /// block is being deleted by compaction or retention, which delete the meta first). From a
+    /// thread that may block.
+    fn trace_index(&self) -> io::Result<Option<Arc<TraceIndex>>> {
+        if let Some(index) = self.storage.trace_indexes.get(&self.index) {
+            return Ok(Some(index));
+        }
+        let path = self
+            .storage
+            .block_file(&self.meta.tenant, &self.meta.block_id, INDEX_FILE);
+        let Some(bytes) = self
+            .runtime
+            .block_on(self.storage.get_if_exists(&path))
+            .map_err(io_error)?
+        else {
+            return Ok(None);
+        };
+        let index = Arc::new(
+            TraceIndex::decode(&bytes)
+                .map_err(|e| io_error(format!("block {}: {e}", self.id())))?,
+        );
+        self.storage.trace_indexes.admit(&self.index, index.clone());
+        Ok(Some(index))
     }
 
     pub fn id(&self) -> &str {
@@ -253,6 +277,12 @@ impl Block {
             builder = builder.with_projection(ProjectionMask::roots(&parquet_schema, roots));
         }
         if let Some(groups) = read.row_groups {
+            if let Some(selection) = read
+                .trace
+                .and_then(|id| pages_of_trace(builder.metadata(), &groups, &id))
+            {
+                builder = builder.with_row_selection(selection);
+            }
             builder = builder.with_row_groups(groups);
         }
         if let Some(query) = read.spans {

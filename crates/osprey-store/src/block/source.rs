@@ -205,10 +205,10 @@ impl SpanSource for Block {
     }
 
     fn trace(&self, id: &TraceId) -> io::Result<Vec<ResourceSpans>> {
-        if !self.index.may_contain(id) {
+        let Some(index) = self.trace_index()?.filter(|i| i.may_contain(id)) else {
             return Ok(Vec::new());
-        }
-        let row_groups = self.index.row_groups_for(id);
+        };
+        let row_groups = index.row_groups_for(id);
         if row_groups.is_empty() {
             return Ok(Vec::new());
         }
@@ -225,10 +225,10 @@ impl SpanSource for Block {
     }
 
     fn trace_spans(&self, id: &TraceId, f: &mut dyn FnMut(&SpanRef)) -> io::Result<()> {
-        if !self.index.may_contain(id) {
+        let Some(index) = self.trace_index()?.filter(|i| i.may_contain(id)) else {
             return Ok(());
-        }
-        let row_groups = self.index.row_groups_for(id);
+        };
+        let row_groups = index.row_groups_for(id);
         if row_groups.is_empty() {
             return Ok(());
         }
@@ -330,7 +330,11 @@ impl SpanSource for Block {
     }
 
     fn may_hold(&self, id: &TraceId) -> bool {
-        self.index.may_contain(id)
+        match self.trace_index() {
+            Ok(index) => index.is_some_and(|i| i.may_contain(id)),
+            // Unreadable now: it may hold the trace (a caller then asks it, and learns the error).
+            Err(_) => true,
+        }
     }
 
     fn services(&self) -> Vec<String> {

@@ -63,6 +63,11 @@ impl TraceIndex {
         index
     }
 
+    /// What the index takes in memory.
+    pub fn memory_bytes(&self) -> usize {
+        self.words.len() * 8 + self.row_groups.len() * std::mem::size_of::<RowGroupRange>()
+    }
+
     fn bit_positions(&self, id: &TraceId) -> impl Iterator<Item = usize> + '_ {
         let (h1, h2) = hashes(id);
         let mask = (self.words.len() * 64 - 1) as u64;
