@@ -187,8 +187,13 @@ impl Query {
         let mut nodes: BTreeMap<String, (u64, u64)> = BTreeMap::new();
         let mut edges: BTreeMap<(String, String), (u64, u64, Vec<u64>)> = BTreeMap::new();
         self.each_trace(start_ns, end_ns, &mut |spans| {
-            let service_of: HashMap<u32, &str> =
-                spans.iter().map(|s| (s.id_low, s.service)).collect();
+            // Most traces have a few dozen spans at most: a look along them beats building a map.
+            let map: Option<HashMap<u32, &str>> =
+                (spans.len() > 32).then(|| spans.iter().map(|s| (s.id_low, s.service)).collect());
+            let service_of = |id: u32| match &map {
+                Some(map) => map.get(&id).copied(),
+                None => spans.iter().find(|s| s.id_low == id).map(|s| s.service),
+            };
             for span in spans
                 .iter()
                 .filter(|s| (start_ns..=end_ns).contains(&s.start_ns))
@@ -199,7 +204,7 @@ impl Query {
                 } else {
                     nodes.insert(span.service.to_string(), (1, span.error as u64));
                 }
-                let Some(&parent) = service_of.get(&span.parent_low).filter(|_| !span.root) else {
+                let Some(parent) = service_of(span.parent_low).filter(|_| !span.root) else {
                     continue;
                 };
                 if parent != span.service {
