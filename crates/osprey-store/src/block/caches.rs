@@ -11,8 +11,9 @@ use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 
 use super::trace_index::TraceIndex;
 
-/// Memory for Parquet footers: about 1.5 MiB for a block of a million tracegen spans.
-pub const FOOTER_BUDGET: usize = 128 << 20;
+/// Memory for Parquet footers: a few MiB for a block of a million spans (most of it the page index:
+/// an entry per page of every column), so those of about a hundred such blocks.
+pub const FOOTER_BUDGET: usize = 256 << 20;
 /// Memory for trace-id indexes: about 1.25 bytes a trace, so some 200 million traces.
 pub const TRACE_INDEX_BUDGET: usize = 256 << 20;
 
