@@ -8,6 +8,20 @@ use osprey_model::TraceId;
 use osprey_store::{Store, StoreOptions};
 use prost::Message;
 
+/// One export of `spans` under an empty resource.
+fn export(spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource::default()),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
 fn request(trace: u8, spans: u8) -> ExportTraceServiceRequest {
     let spans = (1..=spans)
         .map(|i| Span {
@@ -19,16 +33,7 @@ fn request(trace: u8, spans: u8) -> ExportTraceServiceRequest {
             ..Default::default()
         })
         .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource::default()),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+    export(spans)
 }
 
 async fn append(store: &Store, request: &ExportTraceServiceRequest) {
@@ -235,16 +240,7 @@ fn spans_of_traces(traces: u32, first: u32, count: u32) -> ExportTraceServiceReq
             })
         })
         .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource::default()),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+    export(spans)
 }
 
 #[tokio::test(flavor = "multi_thread")]
