@@ -135,6 +135,10 @@ impl Store {
             }
             let mut writer = BlockWriter::new().map_err(block::io_error)?;
             spans.write(&mut writer).map_err(block::io_error)?;
+            // Every span failed to decode (damage): no block, as for an empty generation.
+            if writer.span_count() == 0 {
+                return Ok(None);
+            }
             writer
                 .finish(&id, &tenant, 0, vec![source], Vec::new())
                 .map(Some)

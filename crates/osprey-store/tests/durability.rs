@@ -294,3 +294,32 @@ async fn compaction_streams_traces_split_across_blocks_and_batches() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scan_sees_each_trace_whole_also_where_a_row_group_runs_past_its_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path(), StoreOptions::default())
+        .await
+        .unwrap();
+    // 66,600 rows of 9-span traces: the trace holding row 65,536 runs on past it, so the first row
+    // group ends at row 65,538 and must still reach a scan as one piece.
+    const TRACES: u32 = 7_400;
+    append(&store, &spans_of_traces(TRACES, 0, 9)).await;
+    store.flush().await.unwrap();
+    let blocks = store.blocks();
+    assert_eq!(blocks.len(), 1);
+    assert_eq!(blocks[0].meta.row_groups, 2);
+    let mut pieces: std::collections::HashMap<TraceId, Vec<usize>> = Default::default();
+    tokio::task::block_in_place(|| {
+        for source in store.sources() {
+            source
+                .scan(0, u64::MAX, &mut |id, spans| {
+                    pieces.entry(*id).or_default().push(spans.len())
+                })
+                .unwrap();
+        }
+    });
+    assert_eq!(pieces.len(), TRACES as usize);
+    let split: Vec<_> = pieces.iter().filter(|(_, p)| **p != [9]).collect();
+    assert!(split.is_empty(), "traces seen in pieces: {split:?}");
+}

@@ -3,7 +3,7 @@
 //! are loaded on first use and dropped least recently used first; a block's meta is all that stays.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::{Mutex, RwLock};
@@ -54,6 +54,18 @@ impl FooterCache {
 pub struct IndexSlot {
     index: RwLock<Option<Arc<TraceIndex>>>,
     last_used: AtomicU64,
+    /// The index file is gone (the block is being deleted): not asked for again.
+    gone: AtomicBool,
+}
+
+impl IndexSlot {
+    pub(crate) fn is_gone(&self) -> bool {
+        self.gone.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn mark_gone(&self) {
+        self.gone.store(true, Ordering::Relaxed);
+    }
 }
 
 /// The trace-id indexes loaded, within a budget ([`TRACE_INDEX_BUDGET`] by default).

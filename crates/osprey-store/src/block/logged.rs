@@ -5,7 +5,8 @@
 //! with messages that stop at the span: per span, its trace id and start time and a slice of the
 //! record; resources and scopes are decoded once per export, not once per span. The references are
 //! sorted, and then each trace's spans are decoded and written, one trace at a time. Memory is the
-//! log's bytes and about 70 bytes a span, instead of every span decoded or in Arrow builders at once.
+//! log's bytes and about 70 bytes a span (plus what the writer holds: a batch of rows and the encoded
+//! file), instead of every span decoded or in Arrow builders at once.
 
 use bytes::Bytes;
 use parquet::errors::ParquetError;

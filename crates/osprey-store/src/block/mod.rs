@@ -212,11 +212,16 @@ impl Block {
         let path = self
             .storage
             .block_file(&self.meta.tenant, &self.meta.block_id, INDEX_FILE);
+        if self.index.is_gone() {
+            return Ok(None);
+        }
         let Some(bytes) = self
             .runtime
             .block_on(self.storage.get_if_exists(&path))
             .map_err(io_error)?
         else {
+            // Asked again for every trace of a scan otherwise: it will not come back.
+            self.index.mark_gone();
             return Ok(None);
         };
         let index = Arc::new(
@@ -266,9 +271,18 @@ impl Block {
     async fn stream(&self, read: Read<'_>) -> io::Result<ParquetRecordBatchStream<ObjectReader>> {
         let metadata = self.reader_metadata().await?;
         let parquet_schema = metadata.metadata().file_metadata().schema_descr_ptr();
+        // By default a batch holds a whole row group (they end on trace boundaries, past
+        // ROW_GROUP_ROWS when the last trace runs on), so no trace reaches a caller in two pieces.
+        let largest_group = metadata
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows() as usize)
+            .max()
+            .unwrap_or(1);
         let mut builder =
             ParquetRecordBatchStreamBuilder::new_with_metadata(self.data_reader(), metadata)
-                .with_batch_size(read.batch_rows.unwrap_or(write::ROW_GROUP_ROWS));
+                .with_batch_size(read.batch_rows.unwrap_or(largest_group.max(1)));
         if let Some(columns) = read.columns {
             let roots = columns
                 .iter()
