@@ -128,7 +128,7 @@ impl Store {
         let built = tokio::task::spawn_blocking(move || -> io::Result<_> {
             let mut spans = LoggedSpans::default();
             wal::read_segments(&dir, first, last, |_, payload| {
-                spans.push_record(Bytes::copy_from_slice(payload));
+                spans.push_record(Bytes::from(payload));
             })?;
             if spans.span_count() == 0 {
                 return Ok(None);

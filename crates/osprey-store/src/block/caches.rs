@@ -132,7 +132,8 @@ impl TraceIndexCache {
     }
 
     /// Bytes of the indexes loaded now.
-    pub fn loaded_bytes(&self) -> usize {
+    #[cfg(test)]
+    fn loaded_bytes(&self) -> usize {
         let loaded = self.loaded.lock();
         loaded
             .iter()

@@ -6,7 +6,7 @@ use std::io;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::RecordBatch;
+use arrow_array::{BinaryArray, RecordBatch};
 
 use osprey_model::TraceId;
 
@@ -17,6 +17,13 @@ use super::{io_error, Batches, Block};
 
 /// Rows decoded at a time from each input.
 const BATCH_ROWS: usize = 4096;
+
+fn trace_ids(batch: &RecordBatch) -> io::Result<&BinaryArray> {
+    Ok(batch
+        .column_by_name(col::TRACE_ID)
+        .ok_or_else(|| io_error("a batch without trace ids"))?
+        .as_binary::<i32>())
+}
 
 /// Where one input block is: its current batch and row.
 struct Cursor<'a> {
@@ -54,11 +61,7 @@ impl<'a> Cursor<'a> {
         let Some(batch) = &self.batch else {
             return Ok(None);
         };
-        let ids = batch
-            .column_by_name(col::TRACE_ID)
-            .ok_or_else(|| io_error("a batch without trace ids"))?
-            .as_binary::<i32>();
-        TraceId::from_bytes(ids.value(self.row))
+        TraceId::from_bytes(trace_ids(batch)?.value(self.row))
             .map(Some)
             .map_err(|e| io_error(format!("block {}: a trace id: {e}", self.block.id())))
     }
@@ -67,10 +70,7 @@ impl<'a> Cursor<'a> {
     fn take(&mut self, id: TraceId, out: &mut Vec<OwnedRow>) -> io::Result<()> {
         while let Some(batch) = &self.batch {
             let reader = RowReader::new(batch);
-            let ids = batch
-                .column_by_name(col::TRACE_ID)
-                .ok_or_else(|| io_error("a batch without trace ids"))?
-                .as_binary::<i32>();
+            let ids = trace_ids(batch)?;
             while self.row < batch.num_rows() && ids.value(self.row) == id.0 {
                 out.push(reader.owned(self.row));
                 self.row += 1;

@@ -106,6 +106,10 @@ fn pages_of_trace(
     Some(RowSelection::from(selectors))
 }
 
+/// Cores to decode on, asked once: on Linux the answer reads cgroup files, too slow for every read.
+static CORES: std::sync::LazyLock<usize> =
+    std::sync::LazyLock::new(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+
 pub(crate) fn io_error(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
@@ -359,7 +363,7 @@ impl Block {
     /// Several row groups are read and decoded on several threads at once (a row group per core's
     /// share, in order), since decoding, not fetching, is what a local read waits for.
     fn read(&self, read: Read<'_>) -> io::Result<Vec<RecordBatch>> {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = *CORES;
         let groups = match &read.row_groups {
             Some(groups) if groups.len() > 1 && cores > 1 && read.trace.is_none() => groups.clone(),
             _ => return self.runtime.block_on(self.read_async(read)),

@@ -286,11 +286,13 @@ impl<'a> RowReader<'a> {
     pub fn resource_spans(&self, rows: impl IntoIterator<Item = usize>) -> Vec<ResourceSpans> {
         let mut out: Vec<ResourceSpans> = Vec::new();
         for row in rows {
-            let resource = self.resource(row);
-            let resource_schema_url = self.resource_schema_url.value(row);
-            let scope = self.scope(row);
-            let scope_schema_url = self.scope_schema_url.value(row);
-            let span = self.span(row);
+            let OwnedRow {
+                resource,
+                resource_schema_url,
+                scope,
+                scope_schema_url,
+                span,
+            } = self.owned(row);
             let same_resource = out
                 .last()
                 .is_some_and(|rs| rs.resource == resource && rs.schema_url == resource_schema_url);
@@ -298,7 +300,7 @@ impl<'a> RowReader<'a> {
                 out.push(ResourceSpans {
                     resource,
                     scope_spans: Vec::new(),
-                    schema_url: resource_schema_url.to_string(),
+                    schema_url: resource_schema_url,
                 });
             }
             let rs = out.last_mut().expect("just ensured");
@@ -310,7 +312,7 @@ impl<'a> RowReader<'a> {
                 rs.scope_spans.push(ScopeSpans {
                     scope,
                     spans: Vec::new(),
-                    schema_url: scope_schema_url.to_string(),
+                    schema_url: scope_schema_url,
                 });
             }
             rs.scope_spans

@@ -203,7 +203,8 @@ impl Columns {
         }
     }
 
-    fn push(&mut self, row: &SpanRow, trace: &TraceLevel) {
+    /// Appends one row; `service` is the row's `service.name` (looked up once by the caller).
+    fn push(&mut self, row: &SpanRow, service: &str, trace: &TraceLevel) {
         let SpanRow {
             resource,
             resource_schema_url,
@@ -216,7 +217,7 @@ impl Columns {
         self.parent_span_id.append_value(&span.parent_span_id);
         self.trace_state.append_value(&span.trace_state);
         self.flags.append_value(span.flags);
-        self.service_name.append_value(service_name(resource));
+        self.service_name.append_value(service);
         self.name.append_value(&span.name);
         self.kind.append_value(span.kind);
         self.status_code
@@ -537,8 +538,9 @@ impl BlockWriter {
             duration: end - start,
         };
         for row in rows.iter() {
-            self.note_operation(row);
-            self.columns.push(row, &trace);
+            let service = service_name(row.resource);
+            self.note_operation(service, row);
+            self.columns.push(row, service, &trace);
         }
         self.min_start = self.min_start.min(start);
         self.max_end = self.max_end.max(end);
@@ -564,8 +566,7 @@ impl BlockWriter {
         Ok(())
     }
 
-    fn note_operation(&mut self, row: &SpanRow) {
-        let service = service_name(row.resource);
+    fn note_operation(&mut self, service: &str, row: &SpanRow) {
         let name = &row.span.name;
         let kind = 1u8 << row.span.kind.clamp(0, 7);
         match self.operations.get_mut(service) {

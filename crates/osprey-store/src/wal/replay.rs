@@ -53,7 +53,7 @@ enum End {
 fn read_segment(
     dir: &Path,
     segment: u64,
-    on_record: &mut impl FnMut(RecordLocation, &[u8]),
+    on_record: &mut impl FnMut(RecordLocation, Vec<u8>),
 ) -> io::Result<(u64, End, u64)> {
     let path = segment_path(dir, segment);
     let mut reader = BufReader::with_capacity(1 << 20, File::open(&path)?);
@@ -85,8 +85,8 @@ fn read_segment(
                     offset: offset + HEADER_LEN,
                     len: payload.len() as u32,
                 };
-                on_record(location, &payload);
                 offset += HEADER_LEN + payload.len() as u64;
+                on_record(location, payload);
                 records += 1;
             }
             Next::End => return Ok((offset, End::Clean, records)),
@@ -113,7 +113,9 @@ pub fn replay(
         report.segments += 1;
         let path = segment_path(dir, segment);
         let file_len = std::fs::metadata(&path)?.len();
-        let (offset, end, records) = read_segment(dir, segment, &mut on_record)?;
+        let (offset, end, records) = read_segment(dir, segment, &mut |location, payload| {
+            on_record(location, &payload)
+        })?;
         report.records += records;
         if let End::Damaged(reason) = end {
             OpenOptions::new()
@@ -138,7 +140,7 @@ pub fn read_segments(
     dir: &Path,
     first: u64,
     last: u64,
-    mut on_record: impl FnMut(RecordLocation, &[u8]),
+    mut on_record: impl FnMut(RecordLocation, Vec<u8>),
 ) -> io::Result<()> {
     for segment in segment_numbers(dir)? {
         if (first..=last).contains(&segment) {
