@@ -92,7 +92,8 @@ pub(crate) fn low_bits(id: &[u8]) -> u32 {
 #[derive(Default)]
 pub struct Interner {
     names: Vec<String>,
-    ids: HashMap<String, u32>,
+    /// aHash: queries intern every span's names, and SipHash was a tenth of a service graph.
+    ids: HashMap<String, u32, ahash::RandomState>,
 }
 
 impl Interner {

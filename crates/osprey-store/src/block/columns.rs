@@ -9,8 +9,8 @@ use arrow_array::builder::{
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, UInt8Type};
 use arrow_array::{
-    Array, ArrayRef, BinaryArray, BooleanArray, Float64Array, Int64Array, ListArray, StringArray,
-    StructArray, UInt8Array,
+    Array, ArrayRef, BinaryArray, BooleanArray, Float64Array, Int64Array, ListArray, StructArray,
+    UInt8Array,
 };
 use arrow_buffer::{OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field};
@@ -19,6 +19,7 @@ use prost::Message;
 use osprey_model::otlp::{any_value::Value, AnyValue, KeyValue};
 
 use super::schema::{key_value_fields, Dedicated};
+use super::strings::{Equals, Strings};
 
 /// `value_type` codes of a key/value entry (docs/format.md).
 mod value_type {
@@ -167,16 +168,24 @@ impl KeyValueBuilder {
     }
 }
 
-/// Reads a list-of-key/value column back into OTLP key/values.
+/// Reads a list-of-key/value column back into OTLP key/values; its strings plain or
+/// dictionary-encoded ([`super::strings`]).
 pub struct KeyValueReader<'a> {
     list: &'a ListArray,
-    key: &'a StringArray,
+    key: Strings<'a>,
     value_type: &'a UInt8Array,
-    string: &'a StringArray,
+    string: Strings<'a>,
     int: &'a Int64Array,
     double: &'a Float64Array,
     boolean: &'a BooleanArray,
     bytes: &'a BinaryArray,
+}
+
+/// One attribute condition (`key` = `text`) prepared against a key/value column.
+pub struct EntryMatcher<'a> {
+    key: Equals<'a>,
+    string: Equals<'a>,
+    text: &'a str,
 }
 
 impl<'a> KeyValueReader<'a> {
@@ -185,9 +194,9 @@ impl<'a> KeyValueReader<'a> {
         let entries = list.values().as_struct();
         KeyValueReader {
             list,
-            key: entries.column(0).as_string::<i32>(),
+            key: Strings::new(entries.column(0)),
             value_type: entries.column(1).as_primitive::<UInt8Type>(),
-            string: entries.column(2).as_string::<i32>(),
+            string: Strings::new(entries.column(2)),
             int: entries.column(3).as_primitive::<Int64Type>(),
             double: entries.column(4).as_primitive::<Float64Type>(),
             boolean: entries.column(5).as_boolean(),
@@ -203,20 +212,27 @@ impl<'a> KeyValueReader<'a> {
             .collect()
     }
 
-    /// Whether the row has attribute `key` whose value reads as `text` (as search compares values),
-    /// without building the row's key/values.
-    pub fn row_has(&self, row: usize, key: &str, text: &str) -> bool {
+    /// Prepares the condition "has attribute `key` whose value reads as `text`" (as search
+    /// compares values) for [`Self::row_matches`].
+    pub fn matcher(&self, key: &'a str, text: &'a str) -> EntryMatcher<'a> {
+        EntryMatcher {
+            key: self.key.equal_to(key),
+            string: self.string.equal_to(text),
+            text,
+        }
+    }
+
+    /// Whether the row meets the condition, without building the row's key/values.
+    pub fn row_matches(&self, row: usize, condition: &EntryMatcher) -> bool {
         let offsets = self.list.value_offsets();
         (offsets[row] as usize..offsets[row + 1] as usize).any(|i| {
-            self.key.value(i) == key
+            condition.key.at(i)
                 && match self.value_type.value(i) {
-                    value_type::STRING => self.string.value(i) == text,
+                    value_type::STRING => condition.string.at(i),
                     value_type::ABSENT | value_type::EMPTY => false,
-                    _ => self
-                        .entry(i)
-                        .value
-                        .and_then(|v| v.value)
-                        .is_some_and(|v| osprey_model::attributes::value_text(&v) == text),
+                    _ => self.entry(i).value.and_then(|v| v.value).is_some_and(|v| {
+                        osprey_model::attributes::value_text(&v) == condition.text
+                    }),
                 }
         })
     }
@@ -247,40 +263,45 @@ impl<'a> KeyValueReader<'a> {
 
 /// Builds the dedicated columns of one attribute set (span or resource) and keeps the rest for the
 /// generic list.
+///
+/// A row costs what its attributes cost, not what the key table costs: most rows carry a few of the
+/// dozens of dedicated keys, so a column is only touched when a row has its key, and the nulls of
+/// the rows between are appended in one go.
 pub struct DedicatedBuilder {
     keys: &'static [(&'static str, Dedicated)],
-    /// The keys, sorted, with their column: a binary search is cheaper than hashing every key.
-    index: Vec<(&'static str, usize)>,
-    /// Bit `n` set when a key is `n` bytes long (n < 64): most attributes are not dedicated, and
-    /// their length alone says so without a search.
-    lengths: u64,
+    /// The keys by their length (index = length, keys are shorter than 64 bytes), each with its
+    /// column: an attribute's length alone rules most keys out, a comparison or two the rest.
+    by_length: Vec<Vec<(&'static str, usize)>>,
+    /// Per dedicated key, the attribute position chosen for the current row.
+    chosen: Vec<Option<usize>>,
+    /// The keys chosen for the current row, in the order they were found.
+    chosen_keys: Vec<usize>,
     /// Per attribute position of the current row: whether it went to a dedicated column.
     taken: Vec<bool>,
     strings: Vec<StringBuilder>,
     ints: Vec<Int64Builder>,
-    /// Per dedicated key, the attribute position chosen for the current row.
-    chosen: Vec<Option<usize>>,
+    /// Per column, the rows it holds so far (the rest of `rows` are nulls not appended yet).
+    filled: Vec<usize>,
+    rows: usize,
 }
 
 impl DedicatedBuilder {
     pub fn new(keys: &'static [(&'static str, Dedicated)]) -> DedicatedBuilder {
-        assert!(
-            keys.iter().all(|(k, _)| k.len() < 64),
-            "dedicated keys are short"
-        );
+        let mut by_length = vec![Vec::new(); 64];
+        for (column, (key, _)) in keys.iter().enumerate() {
+            assert!(key.len() < 64, "dedicated keys are short");
+            by_length[key.len()].push((*key, column));
+        }
         DedicatedBuilder {
             keys,
-            index: {
-                let mut index: Vec<_> =
-                    keys.iter().enumerate().map(|(i, (k, _))| (*k, i)).collect();
-                index.sort_unstable();
-                index
-            },
-            lengths: keys.iter().fold(0, |mask, (k, _)| mask | 1 << k.len()),
+            by_length,
+            chosen: vec![None; keys.len()],
+            chosen_keys: Vec::new(),
             taken: Vec::new(),
             strings: keys.iter().map(|_| StringBuilder::new()).collect(),
             ints: keys.iter().map(|_| Int64Builder::new()).collect(),
-            chosen: vec![None; keys.len()],
+            filled: vec![0; keys.len()],
+            rows: 0,
         }
     }
 
@@ -288,18 +309,13 @@ impl DedicatedBuilder {
     /// first attribute with a dedicated key and the column's type goes to the column; anything else
     /// (another type, a repeated key) stays generic, so nothing is lost.
     pub fn push_row(&mut self, attributes: &[KeyValue], generic: &mut KeyValueBuilder) {
-        self.chosen.iter_mut().for_each(|c| *c = None);
         for (position, kv) in attributes.iter().enumerate() {
-            if kv.key.len() >= 64 || self.lengths & (1 << kv.key.len()) == 0 {
-                continue;
-            }
-            let Ok(found) = self
-                .index
-                .binary_search_by(|(k, _)| (*k).cmp(kv.key.as_str()))
-            else {
+            let Some(candidates) = self.by_length.get(kv.key.len()) else {
                 continue;
             };
-            let d = self.index[found].1;
+            let Some(&(_, d)) = candidates.iter().find(|(k, _)| *k == kv.key) else {
+                continue;
+            };
             let fits = matches!(
                 (
                     self.keys[d].1,
@@ -310,23 +326,39 @@ impl DedicatedBuilder {
             );
             if fits && self.chosen[d].is_none() {
                 self.chosen[d] = Some(position);
+                self.chosen_keys.push(d);
             }
         }
-        for (d, (_, kind)) in self.keys.iter().enumerate() {
-            let value = self.chosen[d]
-                .and_then(|p| attributes[p].value.as_ref())
-                .and_then(|v| v.value.as_ref());
-            match (kind, value) {
-                (Dedicated::Str, Some(Value::StringValue(s))) => self.strings[d].append_value(s),
-                (Dedicated::Int, Some(Value::IntValue(i))) => self.ints[d].append_value(*i),
-                (Dedicated::Str, _) => self.strings[d].append_null(),
-                (Dedicated::Int, _) => self.ints[d].append_null(),
-            }
+        let row = self.rows;
+        self.rows += 1;
+        if self.chosen_keys.is_empty() {
+            generic.push_row(attributes);
+            return;
         }
         self.taken.clear();
         self.taken.resize(attributes.len(), false);
-        for p in self.chosen.iter().flatten() {
-            self.taken[*p] = true;
+        for d in self.chosen_keys.drain(..) {
+            let Some(position) = self.chosen[d].take() else {
+                continue;
+            };
+            self.taken[position] = true;
+            let gap = row - self.filled[d];
+            self.filled[d] = row + 1;
+            match attributes[position]
+                .value
+                .as_ref()
+                .and_then(|v| v.value.as_ref())
+            {
+                Some(Value::StringValue(s)) => {
+                    self.strings[d].append_nulls(gap);
+                    self.strings[d].append_value(s);
+                }
+                Some(Value::IntValue(i)) => {
+                    self.ints[d].append_nulls(gap);
+                    self.ints[d].append_value(*i);
+                }
+                _ => unreachable!("only values that fit their column are chosen"),
+            }
         }
         let taken = &self.taken;
         generic.push_row(
@@ -338,15 +370,24 @@ impl DedicatedBuilder {
         );
     }
 
-    /// The dedicated columns, in the order of the key table.
+    /// The dedicated columns, in the order of the key table, for the rows pushed since the last
+    /// call; the builders start empty again.
     pub fn finish(&mut self) -> Vec<ArrayRef> {
+        let rows = std::mem::take(&mut self.rows);
         self.keys
             .iter()
             .enumerate()
             .map(|(d, (_, kind))| -> ArrayRef {
+                let gap = rows - std::mem::take(&mut self.filled[d]);
                 match kind {
-                    Dedicated::Str => Arc::new(self.strings[d].finish()),
-                    Dedicated::Int => Arc::new(self.ints[d].finish()),
+                    Dedicated::Str => {
+                        self.strings[d].append_nulls(gap);
+                        Arc::new(self.strings[d].finish())
+                    }
+                    Dedicated::Int => {
+                        self.ints[d].append_nulls(gap);
+                        Arc::new(self.ints[d].finish())
+                    }
                 }
             })
             .collect()
@@ -355,11 +396,29 @@ impl DedicatedBuilder {
 
 /// Reads one dedicated column back as attributes.
 pub enum DedicatedReader<'a> {
-    Str(&'static str, &'a StringArray),
+    Str(&'static str, Strings<'a>),
     Int(&'static str, &'a Int64Array),
 }
 
-impl DedicatedReader<'_> {
+/// A dedicated column compared with one value's search text.
+pub enum DedicatedMatcher<'a> {
+    Str(Equals<'a>),
+    /// The wanted integer; `None` when the text is not one as an integer prints (never matches).
+    Int(&'a Int64Array, Option<i64>),
+}
+
+impl DedicatedMatcher<'_> {
+    pub fn at(&self, row: usize) -> bool {
+        match self {
+            DedicatedMatcher::Str(equals) => equals.at(row),
+            DedicatedMatcher::Int(array, wanted) => {
+                wanted.is_some_and(|w| array.is_valid(row) && array.value(row) == w)
+            }
+        }
+    }
+}
+
+impl<'a> DedicatedReader<'a> {
     pub fn key(&self) -> &'static str {
         match self {
             DedicatedReader::Str(k, _) | DedicatedReader::Int(k, _) => k,
@@ -381,11 +440,15 @@ impl DedicatedReader<'_> {
         })
     }
 
-    /// The value as search text (what [`osprey_model::attributes::value_text`] gives).
-    pub fn text(&self, row: usize) -> Option<String> {
+    /// Prepares "the value's search text (what [`osprey_model::attributes::value_text`] gives) is
+    /// `text`".
+    pub fn matcher(&self, text: &'a str) -> DedicatedMatcher<'a> {
         match self {
-            DedicatedReader::Str(_, a) => a.is_valid(row).then(|| a.value(row).to_string()),
-            DedicatedReader::Int(_, a) => a.is_valid(row).then(|| a.value(row).to_string()),
+            DedicatedReader::Str(_, a) => DedicatedMatcher::Str(a.equal_to(text)),
+            DedicatedReader::Int(_, a) => DedicatedMatcher::Int(
+                a,
+                text.parse::<i64>().ok().filter(|i| i.to_string() == text),
+            ),
         }
     }
 }
@@ -400,7 +463,7 @@ pub fn dedicated_readers<'a>(
         .filter_map(|(key, kind)| {
             let column = batch.column_by_name(&column_name(key))?;
             Some(match kind {
-                Dedicated::Str => DedicatedReader::Str(key, column.as_string::<i32>()),
+                Dedicated::Str => DedicatedReader::Str(key, Strings::new(column)),
                 Dedicated::Int => DedicatedReader::Int(key, column.as_primitive::<Int64Type>()),
             })
         })

@@ -19,7 +19,11 @@ pub fn writer_properties(schema: &SchemaRef) -> WriterProperties {
             ZstdLevel::try_new(3).expect("3 is a zstd level"),
         ))
         .set_dictionary_enabled(true)
-        .set_statistics_enabled(EnabledStatistics::Page)
+        // Row groups are pruned by their min/max (service, name, times, dedicated attributes);
+        // only a lookup by id goes down to pages, by the `trace_id` column index. Page-level
+        // statistics for every column would only grow the footer that lookups keep in memory.
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_column_statistics_enabled(ColumnPath::from(col::TRACE_ID), EnabledStatistics::Page)
         // Row groups are ended by hand, on trace boundaries (`BlockWriter::push_trace`).
         .set_max_row_group_row_count(None)
         .set_data_page_row_count_limit(PAGE_ROWS)
@@ -40,8 +44,11 @@ pub fn writer_properties(schema: &SchemaRef) -> WriterProperties {
         .set_created_by(format!("osprey {}", env!("CARGO_PKG_VERSION")));
     // Random ids do not repeat: a dictionary only costs. Times within a trace are close to each
     // other: their differences pack in fewer bits than the times.
+    // Nothing prunes by them either: the min and max of random ids cost a comparison a span.
     for column in [col::SPAN_ID, col::PARENT_SPAN_ID] {
-        properties = properties.set_column_dictionary_enabled(ColumnPath::from(column), false);
+        properties = properties
+            .set_column_dictionary_enabled(ColumnPath::from(column), false)
+            .set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::None);
     }
     for column in [col::START, col::END, col::DURATION] {
         properties = properties

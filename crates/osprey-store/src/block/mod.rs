@@ -15,6 +15,7 @@ mod object_reader;
 mod read;
 pub mod schema;
 mod source;
+mod strings;
 pub mod trace_index;
 pub mod write;
 
@@ -41,36 +42,76 @@ use caches::IndexSlot;
 pub use caches::{FooterCache, TraceIndexCache};
 pub use meta::BlockMeta;
 use schema::{col, SCHEMA};
+use strings::{Strings, DICTIONARY_SCHEMA};
 use trace_index::TraceIndex;
 
-/// Which rows of a batch (of service, name, start and duration columns) meet the query's conditions
-/// on those columns.
-fn span_conditions(batch: &RecordBatch, query: &crate::TraceQuery) -> arrow_array::BooleanArray {
-    use arrow_array::cast::AsArray;
-    use arrow_array::types::UInt64Type;
-    let column = |name: &str| batch.column_by_name(name).expect("projected");
-    let services = column(col::SERVICE_NAME).as_string::<i32>();
-    let names = column(col::NAME).as_string::<i32>();
-    let starts = column(col::START).as_primitive::<UInt64Type>();
-    let durations = column(col::DURATION).as_primitive::<UInt64Type>();
-    let (start, end) = query.start_range();
-    let (min, max) = query.duration_range();
-    (0..batch.num_rows())
-        .map(|row| {
-            Some(
-                (start..=end).contains(&starts.value(row))
-                    && (min..=max).contains(&durations.value(row))
-                    && query
-                        .service
-                        .as_deref()
-                        .is_none_or(|s| services.value(row) == s)
-                    && query
-                        .operation
-                        .as_deref()
-                        .is_none_or(|o| names.value(row) == o),
-            )
-        })
+/// A search's conditions on the span columns of one block, leaving out those that every row of the
+/// block meets (a time range that holds the whole block, no duration bounds): their columns are then
+/// not read at all, so a search by service alone decodes one dictionary-encoded column.
+struct SpanConditions {
+    service: Option<String>,
+    operation: Option<String>,
+    start: Option<(u64, u64)>,
+    duration: Option<(u64, u64)>,
+}
+
+impl SpanConditions {
+    fn new(query: &crate::TraceQuery, meta: &BlockMeta) -> SpanConditions {
+        let (start, end) = query.start_range();
+        // Every span of the block starts within [meta.start, meta.end].
+        let holds_block = start <= meta.start_unix_nano && meta.end_unix_nano <= end;
+        let duration = query.duration_range();
+        SpanConditions {
+            service: query.service.clone(),
+            operation: query.operation.clone(),
+            start: (!holds_block).then_some((start, end)),
+            duration: (duration != (0, u64::MAX)).then_some(duration),
+        }
+    }
+
+    /// The columns the conditions read; none when every row meets them.
+    fn columns(&self) -> Vec<&'static str> {
+        [
+            (self.service.is_some(), col::SERVICE_NAME),
+            (self.operation.is_some(), col::NAME),
+            (self.start.is_some(), col::START),
+            (self.duration.is_some(), col::DURATION),
+        ]
+        .into_iter()
+        .filter_map(|(wanted, column)| wanted.then_some(column))
         .collect()
+    }
+
+    /// Which rows of a batch (of [`Self::columns`]) meet the conditions.
+    fn rows(&self, batch: &RecordBatch) -> arrow_array::BooleanArray {
+        use arrow_array::cast::AsArray;
+        use arrow_array::types::UInt64Type;
+        let column = |name: &str| batch.column_by_name(name).expect("projected");
+        let service = self
+            .service
+            .as_deref()
+            .map(|s| Strings::new(column(col::SERVICE_NAME)).equal_to(s));
+        let operation = self
+            .operation
+            .as_deref()
+            .map(|o| Strings::new(column(col::NAME)).equal_to(o));
+        let starts = self
+            .start
+            .map(|range| (column(col::START).as_primitive::<UInt64Type>(), range));
+        let durations = self
+            .duration
+            .map(|range| (column(col::DURATION).as_primitive::<UInt64Type>(), range));
+        let within = |(values, (min, max)): &(&arrow_array::UInt64Array, (u64, u64)), row| {
+            (*min..=*max).contains(&values.value(row))
+        };
+        let rows = arrow_buffer::BooleanBuffer::collect_bool(batch.num_rows(), |row| {
+            service.as_ref().is_none_or(|s| s.at(row))
+                && operation.as_ref().is_none_or(|o| o.at(row))
+                && starts.as_ref().is_none_or(|s| within(s, row))
+                && durations.as_ref().is_none_or(|d| within(d, row))
+        });
+        arrow_array::BooleanArray::new(rows, None)
+    }
 }
 
 /// The rows of the pages of `groups` (in that order) whose trace-id range holds `id`, by the page
@@ -136,6 +177,9 @@ struct Read<'a> {
     spans: Option<crate::TraceQuery>,
     /// Rows a batch at most (default: a row group's worth).
     batch_rows: Option<usize>,
+    /// String columns as dictionaries (ids into each row group's distinct values): for searches
+    /// and scans, which compare and count strings rather than hand them out.
+    dictionaries: bool,
 }
 
 /// A block's rows as a blocking iterator of batches, for a thread that may block.
@@ -273,7 +317,12 @@ impl Block {
     }
 
     async fn stream(&self, read: Read<'_>) -> io::Result<ParquetRecordBatchStream<ObjectReader>> {
-        let metadata = self.reader_metadata().await?;
+        let mut metadata = self.reader_metadata().await?;
+        if read.dictionaries {
+            let options = ArrowReaderOptions::new().with_schema(DICTIONARY_SCHEMA.clone());
+            metadata = ArrowReaderMetadata::try_new(metadata.metadata().clone(), options)
+                .map_err(io_error)?;
+        }
         let parquet_schema = metadata.metadata().file_metadata().schema_descr_ptr();
         // By default a batch holds a whole row group (they end on trace boundaries, past
         // ROW_GROUP_ROWS when the last trace runs on), so no trace reaches a caller in two pieces.
@@ -304,18 +353,20 @@ impl Block {
             builder = builder.with_row_groups(groups);
         }
         if let Some(query) = read.spans {
-            let query_for_spans = query.clone();
-            let columns = [col::SERVICE_NAME, col::NAME, col::START, col::DURATION];
-            let roots = columns
-                .iter()
-                .map(|c| SCHEMA.index_of(c).map_err(io_error))
-                .collect::<io::Result<Vec<_>>>()?;
-            let predicate = ArrowPredicateFn::new(
-                ProjectionMask::roots(&parquet_schema, roots),
-                move |batch: RecordBatch| Ok(span_conditions(&batch, &query_for_spans)),
-            );
             let mut predicates: Vec<Box<dyn parquet::arrow::arrow_reader::ArrowPredicate>> =
-                vec![Box::new(predicate)];
+                Vec::new();
+            let conditions = SpanConditions::new(&query, &self.meta);
+            let columns = conditions.columns();
+            if !columns.is_empty() {
+                let roots = columns
+                    .iter()
+                    .map(|c| SCHEMA.index_of(c).map_err(io_error))
+                    .collect::<io::Result<Vec<_>>>()?;
+                predicates.push(Box::new(ArrowPredicateFn::new(
+                    ProjectionMask::roots(&parquet_schema, roots),
+                    move |batch: RecordBatch| Ok(conditions.rows(&batch)),
+                )));
+            }
             if !query.attributes.is_empty() {
                 let roots = source::attribute_columns(&query.attributes)
                     .iter()
@@ -327,7 +378,9 @@ impl Block {
                     move |batch: RecordBatch| Ok(source::attribute_conditions(&batch, &wanted)),
                 )));
             }
-            builder = builder.with_row_filter(RowFilter::new(predicates));
+            if !predicates.is_empty() {
+                builder = builder.with_row_filter(RowFilter::new(predicates));
+            }
         }
         if let Some(trace) = read.trace {
             let id_column = SCHEMA.index_of(col::TRACE_ID).map_err(io_error)?;

@@ -11,9 +11,10 @@ use arrow_array::{Array, RecordBatch};
 use osprey_model::otlp::ResourceSpans;
 use osprey_model::TraceId;
 
-use super::columns::{dedicated_readers, DedicatedReader, KeyValueReader};
+use super::columns::{dedicated_readers, DedicatedMatcher, DedicatedReader, KeyValueReader};
 use super::read::RowReader;
 use super::schema::{col, resource_column, span_column, RESOURCE_DEDICATED, SPAN_DEDICATED};
+use super::strings::Strings;
 use super::{Block, Read};
 use crate::head::low_bits;
 use crate::source::{overlaps, SpanRef, SpanSource, TraceHit, TraceQuery};
@@ -33,6 +34,9 @@ const SPAN_REF_COLUMNS: &[&str] = &[
     col::TRACE_DURATION,
 ];
 
+/// Rows a batch when searching.
+const SEARCH_BATCH_ROWS: usize = 8 * 1024;
+
 /// OTLP's `STATUS_CODE_ERROR`.
 const STATUS_ERROR: i32 = 2;
 
@@ -41,8 +45,8 @@ struct SpanRefColumns<'a> {
     trace_id: &'a arrow_array::BinaryArray,
     span_id: &'a arrow_array::BinaryArray,
     parent: &'a arrow_array::BinaryArray,
-    service: &'a arrow_array::StringArray,
-    name: &'a arrow_array::StringArray,
+    service: Strings<'a>,
+    name: Strings<'a>,
     kind: &'a arrow_array::Int32Array,
     status: &'a arrow_array::Int32Array,
     start: &'a arrow_array::UInt64Array,
@@ -58,8 +62,8 @@ impl<'a> SpanRefColumns<'a> {
             trace_id: c(col::TRACE_ID).as_binary::<i32>(),
             span_id: c(col::SPAN_ID).as_binary::<i32>(),
             parent: c(col::PARENT_SPAN_ID).as_binary::<i32>(),
-            service: c(col::SERVICE_NAME).as_string::<i32>(),
-            name: c(col::NAME).as_string::<i32>(),
+            service: Strings::new(c(col::SERVICE_NAME)),
+            name: Strings::new(c(col::NAME)),
             kind: c(col::KIND).as_primitive::<Int32Type>(),
             status: c(col::STATUS_CODE).as_primitive::<Int32Type>(),
             start: c(col::START).as_primitive::<UInt64Type>(),
@@ -89,34 +93,56 @@ impl<'a> SpanRefColumns<'a> {
     }
 }
 
-/// Attribute conditions checked against a batch's span and resource attribute columns.
-struct AttributeColumns<'a> {
-    span_generic: KeyValueReader<'a>,
-    span_dedicated: Vec<DedicatedReader<'a>>,
-    resource_generic: KeyValueReader<'a>,
-    resource_dedicated: Vec<DedicatedReader<'a>>,
-}
-
 /// Which rows of a batch (holding the attribute lists and any dedicated columns of the wanted keys)
 /// have every wanted attribute, on the span or else on its resource.
 pub(super) fn attribute_conditions(
     batch: &RecordBatch,
     wanted: &[(String, String)],
 ) -> arrow_array::BooleanArray {
-    let columns = AttributeColumns {
-        span_generic: KeyValueReader::new(
-            batch.column_by_name(col::ATTRIBUTES).expect("projected"),
-        ),
-        span_dedicated: dedicated_readers(batch, SPAN_DEDICATED, span_column),
-        resource_generic: KeyValueReader::new(
-            batch
-                .column_by_name(col::RESOURCE_ATTRIBUTES)
-                .expect("projected"),
-        ),
-        resource_dedicated: dedicated_readers(batch, RESOURCE_DEDICATED, resource_column),
-    };
+    let span_generic =
+        KeyValueReader::new(batch.column_by_name(col::ATTRIBUTES).expect("projected"));
+    let resource_generic = KeyValueReader::new(
+        batch
+            .column_by_name(col::RESOURCE_ATTRIBUTES)
+            .expect("projected"),
+    );
+    let span_dedicated = dedicated_readers(batch, SPAN_DEDICATED, span_column);
+    let resource_dedicated = dedicated_readers(batch, RESOURCE_DEDICATED, resource_column);
+    // Each condition prepared once a batch (a dictionary's values compared once, not every row's).
+    fn dedicated<'a>(
+        readers: &[DedicatedReader<'a>],
+        key: &str,
+        value: &'a str,
+    ) -> Option<DedicatedMatcher<'a>> {
+        readers
+            .iter()
+            .find(|d| d.key() == key)
+            .map(|d| d.matcher(value))
+    }
+    let conditions: Vec<_> = wanted
+        .iter()
+        .map(|(key, value)| {
+            (
+                dedicated(&span_dedicated, key, value),
+                span_generic.matcher(key, value),
+                dedicated(&resource_dedicated, key, value),
+                resource_generic.matcher(key, value),
+            )
+        })
+        .collect();
     (0..batch.num_rows())
-        .map(|row| Some(wanted.iter().all(|(k, v)| columns.has(row, k, v))))
+        .map(|row| {
+            Some(
+                conditions
+                    .iter()
+                    .all(|(span_d, span_g, resource_d, resource_g)| {
+                        span_d.as_ref().is_some_and(|d| d.at(row))
+                            || span_generic.row_matches(row, span_g)
+                            || resource_d.as_ref().is_some_and(|d| d.at(row))
+                            || resource_generic.row_matches(row, resource_g)
+                    }),
+            )
+        })
         .collect()
 }
 
@@ -137,21 +163,6 @@ pub(super) fn attribute_columns(wanted: &[(String, String)]) -> Vec<String> {
     columns.sort();
     columns.dedup();
     columns
-}
-
-impl AttributeColumns<'_> {
-    fn has(&self, row: usize, key: &str, value: &str) -> bool {
-        let in_generic = |reader: &KeyValueReader| reader.row_has(row, key, value);
-        let in_dedicated = |readers: &[DedicatedReader]| {
-            readers
-                .iter()
-                .any(|d| d.key() == key && d.text(row).as_deref() == Some(value))
-        };
-        in_dedicated(&self.span_dedicated)
-            || in_generic(&self.span_generic)
-            || in_dedicated(&self.resource_dedicated)
-            || in_generic(&self.resource_generic)
-    }
 }
 
 impl Block {
@@ -236,6 +247,7 @@ impl SpanSource for Block {
             columns: Some(SPAN_REF_COLUMNS),
             row_groups: Some(row_groups),
             trace: Some(*id),
+            dictionaries: true,
             ..Default::default()
         })?;
         for batch in &batches {
@@ -258,6 +270,10 @@ impl SpanSource for Block {
             columns: Some(&[col::TRACE_ID, col::TRACE_START]),
             row_groups: Some(self.row_groups_starting_in(start, end)?),
             spans: Some(query.clone()),
+            dictionaries: true,
+            // Hits are rows, not whole traces: small batches keep the reader's buffers small (a
+            // row group's worth of attribute lists is reallocated over and over as it grows).
+            batch_rows: Some(SEARCH_BATCH_ROWS),
             ..Default::default()
         })?;
         // Newest first by trace start; one hit per trace.
@@ -305,6 +321,7 @@ impl SpanSource for Block {
         let batches = self.read(Read {
             columns: Some(SPAN_REF_COLUMNS),
             row_groups: Some(self.row_groups_starting_in(start_ns, end_ns)?),
+            dictionaries: true,
             ..Default::default()
         })?;
         let mut spans: Vec<SpanRef> = Vec::new();
