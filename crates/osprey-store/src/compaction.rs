@@ -19,15 +19,23 @@ use crate::Store;
 pub const WINDOW_NS: u64 = 3600 * 1_000_000_000;
 /// A merged block holds at most this many spans.
 pub const MAX_SPANS: u64 = 500_000;
+/// Blocks under this many spans are always merged. Larger ones (up to [`MAX_SPANS`]) only while cuts
+/// are due by time: while they are due by size, ingest is busy and its cuts are full-sized
+/// (`--max-block-bytes` of log is about 300,000 tracegen spans), and merging such blocks would cost
+/// about as much CPU as cutting them did, on the cores ingest and cuts need, to save queries less
+/// than half of the files. They are merged once cuts are due by time again.
+pub const SMALL_SPANS: u64 = MAX_SPANS / 4;
 /// Blocks merged at once at most.
 const MAX_INPUTS: usize = 8;
 
-/// The next blocks to merge: the smallest blocks of the window with most of them, as many as fit.
-pub(crate) fn plan(blocks: &[Arc<Block>], node: &str) -> Option<Vec<Arc<Block>>> {
+/// The next blocks to merge: the smallest blocks of the window with most of them, as many as fit;
+/// only blocks under [`SMALL_SPANS`] when `busy`.
+pub(crate) fn plan(blocks: &[Arc<Block>], node: &str, busy: bool) -> Option<Vec<Arc<Block>>> {
+    let largest = if busy { SMALL_SPANS } else { MAX_SPANS };
     let mut windows: BTreeMap<u64, Vec<Arc<Block>>> = BTreeMap::new();
     for b in blocks {
         let own = !b.meta.wal.is_empty() && b.meta.wal.iter().all(|w| w.node == node);
-        if own && b.meta.span_count < MAX_SPANS {
+        if own && b.meta.span_count < largest {
             windows
                 .entry(b.meta.start_unix_nano / WINDOW_NS)
                 .or_default()
@@ -64,7 +72,10 @@ impl Store {
             if sources.generations.len() > 1 {
                 return Ok(false);
             }
-            plan(&sources.blocks, &self.node)
+            let busy = self
+                .cutting_by_size
+                .load(std::sync::atomic::Ordering::Relaxed);
+            plan(&sources.blocks, &self.node, busy)
         };
         let Some(inputs) = inputs else {
             return Ok(false);

@@ -52,14 +52,18 @@ impl Store {
     /// Cuts the active generation if it is old or large enough, then writes every closed generation
     /// into a block.
     pub async fn cut_if_due(&self) -> io::Result<()> {
-        let due = {
+        let (full, old) = {
             let active = self.active_generation();
             let head = active.head();
-            head.span_count() > 0
-                && (head.record_bytes() >= self.options.max_block_bytes
-                    || active.created.elapsed() >= self.options.max_block_duration)
+            (
+                head.span_count() > 0 && head.record_bytes() >= self.options.max_block_bytes,
+                head.span_count() > 0
+                    && active.created.elapsed() >= self.options.max_block_duration,
+            )
         };
-        if due {
+        if full || old {
+            self.cutting_by_size
+                .store(full, std::sync::atomic::Ordering::Relaxed);
             self.close_active().await?;
         }
         self.flush_closed().await

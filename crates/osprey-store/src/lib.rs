@@ -98,6 +98,9 @@ pub struct Store {
     /// a cut across rotating the log and adding the new generation: so a record in the new segment is
     /// never indexed into the generation being closed.
     rotation: tokio::sync::RwLock<()>,
+    /// The last cut was due by size (`--max-block-bytes` before `--max-block-duration`): ingest is
+    /// busy, and compaction leaves blocks that are not small alone (see [`compaction::plan`]).
+    cutting_by_size: std::sync::atomic::AtomicBool,
     metrics: StoreMetrics,
     gauges: TenantGauges,
 }
@@ -293,6 +296,7 @@ impl Store {
             }),
             maintenance: tokio::sync::Mutex::new(()),
             rotation: tokio::sync::RwLock::new(()),
+            cutting_by_size: Default::default(),
             metrics,
             gauges,
         };

@@ -17,17 +17,26 @@ pub const FOOTER_BUDGET: usize = 256 << 20;
 /// Memory for trace-id indexes: about 1.25 bytes a trace, so some 200 million traces.
 pub const TRACE_INDEX_BUDGET: usize = 256 << 20;
 
+/// A block's Parquet footer, ready for both ways of reading it (they share the footer itself).
+#[derive(Clone)]
+pub(crate) struct Footer {
+    /// Columns as the block's schema gives them.
+    pub plain: ArrowReaderMetadata,
+    /// String columns as dictionaries ([`super::strings::DICTIONARY_SCHEMA`]).
+    pub dictionaries: ArrowReaderMetadata,
+}
+
 /// A footer kept: its (tenant, block), the footer, and its size in memory.
-type Footer = ((String, String), ArrowReaderMetadata, usize);
+type Entry = ((String, String), Footer, usize);
 
 /// Parquet footers by (tenant, block), most recently used last.
 #[derive(Default)]
 pub struct FooterCache {
-    entries: Mutex<VecDeque<Footer>>,
+    entries: Mutex<VecDeque<Entry>>,
 }
 
 impl FooterCache {
-    pub(crate) fn get(&self, key: &(String, String)) -> Option<ArrowReaderMetadata> {
+    pub(crate) fn get(&self, key: &(String, String)) -> Option<Footer> {
         let mut entries = self.entries.lock();
         let at = entries.iter().position(|(k, _, _)| k == key)?;
         let entry = entries.remove(at)?;
@@ -36,8 +45,8 @@ impl FooterCache {
         Some(metadata)
     }
 
-    pub(crate) fn insert(&self, key: (String, String), metadata: ArrowReaderMetadata) {
-        let bytes = metadata.metadata().memory_size();
+    pub(crate) fn insert(&self, key: (String, String), metadata: Footer) {
+        let bytes = metadata.plain.metadata().memory_size();
         let mut entries = self.entries.lock();
         entries.retain(|(k, _, _)| *k != key);
         entries.push_back((key, metadata, bytes));

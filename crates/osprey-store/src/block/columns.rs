@@ -469,3 +469,74 @@ pub fn dedicated_readers<'a>(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEYS: &[(&str, Dedicated)] = &[("a.str", Dedicated::Str), ("b.int", Dedicated::Int)];
+
+    fn kv(key: &str, value: Value) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue { value: Some(value) }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn dedicated_columns_fill_the_rows_without_their_key_with_nulls() {
+        let mut dedicated = DedicatedBuilder::new(KEYS);
+        let mut generic = KeyValueBuilder::new();
+        let rows = [
+            vec![kv("x", Value::StringValue("1".into()))],
+            vec![
+                kv("b.int", Value::IntValue(7)),
+                // Same key again, and a value of another type than the column's: stay generic.
+                kv("b.int", Value::IntValue(8)),
+                kv("a.str", Value::IntValue(9)),
+            ],
+            vec![],
+            vec![kv("a.str", Value::StringValue("s".into()))],
+        ];
+        for batch in 0..2 {
+            for row in &rows {
+                dedicated.push_row(row, &mut generic);
+            }
+            let columns = dedicated.finish();
+            let strings = Strings::new(columns[0].as_ref());
+            let ints = columns[1].as_primitive::<Int64Type>();
+            assert_eq!(columns[0].len(), 4, "batch {batch}");
+            assert_eq!(ints.len(), 4);
+            let strs: Vec<_> = (0..4)
+                .map(|r| strings.is_valid(r).then(|| strings.value(r)))
+                .collect();
+            assert_eq!(strs, [None, None, None, Some("s")]);
+            let ints: Vec<_> = ints.iter().collect();
+            assert_eq!(ints, [None, Some(7), None, None]);
+            let generic = generic.finish();
+            let reader = KeyValueReader::new(&generic);
+            let keys = |r| {
+                reader
+                    .row(r)
+                    .into_iter()
+                    .map(|kv| kv.key)
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(keys(0), ["x"]);
+            assert_eq!(keys(1), ["b.int", "a.str"]);
+            assert!(keys(2).is_empty() && keys(3).is_empty());
+        }
+    }
+
+    #[test]
+    fn an_integer_column_matches_only_the_text_an_integer_prints_as() {
+        let ints = Int64Array::from(vec![Some(503), None]);
+        let reader = DedicatedReader::Int("b.int", &ints);
+        assert!(reader.matcher("503").at(0));
+        for text in ["0503", "+503", "503.0", "x"] {
+            assert!(!reader.matcher(text).at(0), "{text}");
+        }
+        assert!(!reader.matcher("503").at(1));
+    }
+}

@@ -19,9 +19,10 @@ pub fn writer_properties(schema: &SchemaRef) -> WriterProperties {
             ZstdLevel::try_new(3).expect("3 is a zstd level"),
         ))
         .set_dictionary_enabled(true)
-        // Row groups are pruned by their min/max (service, name, times, dedicated attributes);
-        // only a lookup by id goes down to pages, by the `trace_id` column index. Page-level
-        // statistics for every column would only grow the footer that lookups keep in memory.
+        // Row-group statistics: a search prunes row groups by start time, and other readers of
+        // the file (DuckDB, Spark) by any column. Only a lookup by id goes down to pages, by the
+        // `trace_id` column index: page statistics for every column would only grow the footer
+        // that lookups keep in memory.
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_column_statistics_enabled(ColumnPath::from(col::TRACE_ID), EnabledStatistics::Page)
         // Row groups are ended by hand, on trace boundaries (`BlockWriter::push_trace`).
@@ -55,10 +56,12 @@ pub fn writer_properties(schema: &SchemaRef) -> WriterProperties {
             .set_column_dictionary_enabled(ColumnPath::from(column), false)
             .set_column_encoding(ColumnPath::from(column), Encoding::DELTA_BINARY_PACKED);
     }
-    // Nothing prunes by the values inside attribute lists, events or links: min/max statistics of
-    // their strings would cost a comparison per value for nothing.
+    // Nothing prunes by the values inside the span and resource attribute lists (about ten entries
+    // a span): min/max statistics of their strings would cost a comparison per value for nothing.
+    // The other lists (events, links, scope attributes) keep theirs: mostly empty, they cost
+    // nothing, and their null count tells a lookup that a row group holds none (`valueless`).
     for field in schema.fields() {
-        if matches!(field.data_type(), arrow_schema::DataType::List(_)) {
+        if [col::ATTRIBUTES, col::RESOURCE_ATTRIBUTES].contains(&field.name().as_str()) {
             for leaf in list_leaves(field) {
                 properties = properties
                     .set_column_statistics_enabled(ColumnPath::new(leaf), EnabledStatistics::None);

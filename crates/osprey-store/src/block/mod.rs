@@ -17,6 +17,7 @@ pub mod schema;
 mod source;
 mod strings;
 pub mod trace_index;
+mod valueless;
 pub mod write;
 
 use std::io;
@@ -38,7 +39,7 @@ use tokio::runtime::Handle;
 use osprey_model::TraceId;
 
 use crate::objects::{ObjectStorage, DATA_FILE, INDEX_FILE, META_FILE};
-use caches::IndexSlot;
+use caches::{Footer, IndexSlot};
 pub use caches::{FooterCache, TraceIndexCache};
 pub use meta::BlockMeta;
 use schema::{col, SCHEMA};
@@ -295,20 +296,55 @@ impl Block {
         }
     }
 
-    async fn reader_metadata(&self) -> io::Result<ArrowReaderMetadata> {
+    async fn reader_metadata(&self) -> io::Result<Footer> {
         let key = (self.meta.tenant.clone(), self.meta.block_id.clone());
         if let Some(m) = self.storage.footers.get(&key) {
             return Ok(m);
         }
         let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
-        let loaded = ArrowReaderMetadata::load_async(&mut self.data_reader(), options)
+        let plain = ArrowReaderMetadata::load_async(&mut self.data_reader(), options)
             .await
             .map_err(io_error)?;
-        self.storage.footers.insert(key, loaded.clone());
-        Ok(loaded)
+        // Made once per footer read: it converts and checks the whole schema.
+        let options = ArrowReaderOptions::new().with_schema(DICTIONARY_SCHEMA.clone());
+        let dictionaries =
+            ArrowReaderMetadata::try_new(plain.metadata().clone(), options).map_err(io_error)?;
+        let footer = Footer {
+            plain,
+            dictionaries,
+        };
+        self.storage.footers.insert(key, footer.clone());
+        Ok(footer)
     }
 
     async fn read_async(&self, read: Read<'_>) -> io::Result<Vec<RecordBatch>> {
+        // Whole rows of a trace: columns with no value in its row groups are not read but put back.
+        if let (None, Some(_), Some(groups)) = (read.columns, read.trace, &read.row_groups) {
+            let footer = self.reader_metadata().await?;
+            let skipped = valueless::columns_without_values(footer.plain.metadata(), groups);
+            if !skipped.is_empty() {
+                let columns: Vec<&str> = SCHEMA
+                    .fields()
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !skipped.contains(i))
+                    .map(|(_, f)| f.name().as_str())
+                    .collect();
+                let batches: Vec<RecordBatch> = self
+                    .stream(Read {
+                        columns: Some(&columns),
+                        ..read
+                    })
+                    .await?
+                    .try_collect()
+                    .await
+                    .map_err(io_error)?;
+                return batches
+                    .into_iter()
+                    .map(|b| valueless::with_every_column(b).map_err(io_error))
+                    .collect();
+            }
+        }
         self.stream(read)
             .await?
             .try_collect()
@@ -317,12 +353,12 @@ impl Block {
     }
 
     async fn stream(&self, read: Read<'_>) -> io::Result<ParquetRecordBatchStream<ObjectReader>> {
-        let mut metadata = self.reader_metadata().await?;
-        if read.dictionaries {
-            let options = ArrowReaderOptions::new().with_schema(DICTIONARY_SCHEMA.clone());
-            metadata = ArrowReaderMetadata::try_new(metadata.metadata().clone(), options)
-                .map_err(io_error)?;
-        }
+        let footer = self.reader_metadata().await?;
+        let metadata = if read.dictionaries {
+            footer.dictionaries
+        } else {
+            footer.plain
+        };
         let parquet_schema = metadata.metadata().file_metadata().schema_descr_ptr();
         // By default a batch holds a whole row group (they end on trace boundaries, past
         // ROW_GROUP_ROWS when the last trace runs on), so no trace reaches a caller in two pieces.

@@ -168,8 +168,9 @@ pub(super) fn attribute_columns(wanted: &[(String, String)]) -> Vec<String> {
 impl Block {
     /// Row groups whose span start times can overlap `[start, end]`, from the footer's statistics.
     fn row_groups_starting_in(&self, start: u64, end: u64) -> io::Result<Vec<usize>> {
-        let metadata = self.runtime.block_on(self.reader_metadata())?;
-        Ok(metadata
+        let footer = self.runtime.block_on(self.reader_metadata())?;
+        Ok(footer
+            .plain
             .metadata()
             .row_groups()
             .iter()

@@ -1,0 +1,70 @@
+//! Columns without a single value in the row groups a read touches, left out of the read and put
+//! back as what they hold: nulls, or empty lists.
+//!
+//! A lookup by id reads every column of a few pages, and each column read costs the Parquet reader a
+//! page reader with its own zstd contexts, whatever the column holds. Most spans leave most dedicated
+//! attribute columns null and carry no events or links, so for a typical lookup more than a third of
+//! the columns hold nothing; the row-group statistics (null count = value count) say so without
+//! reading them.
+
+use std::sync::Arc;
+
+use arrow_array::{new_empty_array, new_null_array, ArrayRef, ListArray, RecordBatch};
+use arrow_buffer::OffsetBuffer;
+use arrow_schema::DataType;
+use parquet::errors::ParquetError;
+use parquet::file::metadata::ParquetMetaData;
+
+use super::schema::SCHEMA;
+
+/// The block schema's top-level columns that hold no value in any of `groups` (all nulls, or all
+/// empty lists) and can be put back without reading them: nullable ones and lists.
+pub fn columns_without_values(metadata: &ParquetMetaData, groups: &[usize]) -> Vec<usize> {
+    let descriptor = metadata.file_metadata().schema_descr();
+    let mut has_values = vec![false; descriptor.root_schema().get_fields().len()];
+    for leaf in 0..descriptor.num_columns() {
+        let root = descriptor.get_column_root_idx(leaf);
+        has_values[root] |= groups.iter().any(|&group| {
+            let chunk = metadata.row_group(group).column(leaf);
+            // Without statistics (the attribute lists): assume values.
+            chunk
+                .statistics()
+                .and_then(|s| s.null_count_opt())
+                .is_none_or(|nulls| nulls != chunk.num_values() as u64)
+        });
+    }
+    (0..has_values.len())
+        .filter(|&root| !has_values[root])
+        .filter(|&root| {
+            SCHEMA
+                .fields()
+                .get(root)
+                .is_some_and(|f| f.is_nullable() || matches!(f.data_type(), DataType::List(_)))
+        })
+        .collect()
+}
+
+/// `batch` with every column of the block schema: those it lacks (left out of the read by
+/// [`columns_without_values`]) as nulls or empty lists.
+pub fn with_every_column(batch: RecordBatch) -> Result<RecordBatch, ParquetError> {
+    let rows = batch.num_rows();
+    let columns = SCHEMA
+        .fields()
+        .iter()
+        .map(|field| -> ArrayRef {
+            if let Some(column) = batch.column_by_name(field.name()) {
+                return column.clone();
+            }
+            match field.data_type() {
+                DataType::List(item) => Arc::new(ListArray::new(
+                    item.clone(),
+                    OffsetBuffer::new_zeroed(rows),
+                    new_empty_array(item.data_type()),
+                    None,
+                )),
+                other => new_null_array(other, rows),
+            }
+        })
+        .collect();
+    Ok(RecordBatch::try_new(SCHEMA.clone(), columns)?)
+}
