@@ -21,9 +21,9 @@ pub const WINDOW_NS: u64 = 3600 * 1_000_000_000;
 pub const MAX_SPANS: u64 = 500_000;
 /// Blocks under this many spans are always merged. Larger ones (up to [`MAX_SPANS`]) only while cuts
 /// are due by time: while they are due by size, ingest is busy and its cuts are full-sized
-/// (`--max-block-bytes` of log is about 300,000 tracegen spans), and merging such blocks would cost
-/// about as much CPU as cutting them did, on the cores ingest and cuts need, to save queries less
-/// than half of the files. They are merged once cuts are due by time again.
+/// (`--max-block-bytes` of log is about 150,000 tracegen spans), and merging such blocks would cost
+/// about as much CPU as cutting them did, on the cores ingest and cuts need, to save queries
+/// opening two or three files instead of one. They are merged once cuts are due by time again.
 pub const SMALL_SPANS: u64 = MAX_SPANS / 4;
 /// Blocks merged at once at most.
 const MAX_INPUTS: usize = 8;
