@@ -19,19 +19,26 @@ use crate::Store;
 pub const WINDOW_NS: u64 = 3600 * 1_000_000_000;
 /// A merged block holds at most this many spans.
 pub const MAX_SPANS: u64 = 500_000;
-/// Blocks under this many spans are always merged. Larger ones (up to [`MAX_SPANS`]) only while cuts
-/// are due by time: while they are due by size, ingest is busy and its cuts are full-sized
-/// (`--max-block-bytes` of log is about 150,000 tracegen spans), and merging such blocks would cost
-/// about as much CPU as cutting them did, on the cores ingest and cuts need, to save queries
-/// opening two or three files instead of one. They are merged once cuts are due by time again.
-pub const SMALL_SPANS: u64 = MAX_SPANS / 4;
+/// While ingest is busy (cuts due by size), only blocks under this share of a full cut's spans are
+/// merged: full-sized blocks would cost about as much CPU to merge as they did to cut, on the cores
+/// ingest and cuts need, to save queries opening two or three files instead of one. They are merged
+/// once cuts are due by time again. Measured in spans of the last full cut, since a cut is
+/// `--max-block-bytes` of log whatever the size of a span (about 150,000 tracegen spans).
+const BUSY_SHARE: u64 = 2;
 /// Blocks merged at once at most.
 const MAX_INPUTS: usize = 8;
 
-/// The next blocks to merge: the smallest blocks of the window with most of them, as many as fit;
-/// only blocks under [`SMALL_SPANS`] when `busy`.
-pub(crate) fn plan(blocks: &[Arc<Block>], node: &str, busy: bool) -> Option<Vec<Arc<Block>>> {
-    let largest = if busy { SMALL_SPANS } else { MAX_SPANS };
+/// The next blocks to merge: the smallest blocks of the window with most of them, as many as fit.
+/// `full_cut_spans` is the size of the last cut when ingest is busy (cuts due by size), else 0.
+pub(crate) fn plan(
+    blocks: &[Arc<Block>],
+    node: &str,
+    full_cut_spans: u64,
+) -> Option<Vec<Arc<Block>>> {
+    let largest = match full_cut_spans {
+        0 => MAX_SPANS,
+        full => (full / BUSY_SHARE).min(MAX_SPANS),
+    };
     let mut windows: BTreeMap<u64, Vec<Arc<Block>>> = BTreeMap::new();
     for b in blocks {
         let own = !b.meta.wal.is_empty() && b.meta.wal.iter().all(|w| w.node == node);
@@ -72,10 +79,10 @@ impl Store {
             if sources.generations.len() > 1 {
                 return Ok(false);
             }
-            let busy = self
-                .cutting_by_size
+            let full_cut_spans = self
+                .full_cut_spans
                 .load(std::sync::atomic::Ordering::Relaxed);
-            plan(&sources.blocks, &self.node, busy)
+            plan(&sources.blocks, &self.node, full_cut_spans)
         };
         let Some(inputs) = inputs else {
             return Ok(false);

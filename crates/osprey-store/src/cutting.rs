@@ -52,18 +52,23 @@ impl Store {
     /// Cuts the active generation if it is old or large enough, then writes every closed generation
     /// into a block.
     pub async fn cut_if_due(&self) -> io::Result<()> {
-        let (full, old) = {
+        let (spans, full, old) = {
             let active = self.active_generation();
             let head = active.head();
             (
-                head.span_count() > 0 && head.record_bytes() >= self.options.max_block_bytes,
-                head.span_count() > 0
-                    && active.created.elapsed() >= self.options.max_block_duration,
+                head.span_count(),
+                head.record_bytes() >= self.options.max_block_bytes,
+                active.created.elapsed() >= self.options.max_block_duration,
             )
         };
         if full || old {
-            self.cutting_by_size
-                .store(full, std::sync::atomic::Ordering::Relaxed);
+            // Ingest is busy while generations fill up before they age; quiet again when one ages
+            // (with spans or without).
+            let busy = if full && spans > 0 { spans } else { 0 };
+            self.full_cut_spans
+                .store(busy, std::sync::atomic::Ordering::Relaxed);
+        }
+        if spans > 0 && (full || old) {
             self.close_active().await?;
         }
         self.flush_closed().await

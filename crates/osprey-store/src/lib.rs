@@ -98,9 +98,10 @@ pub struct Store {
     /// a cut across rotating the log and adding the new generation: so a record in the new segment is
     /// never indexed into the generation being closed.
     rotation: tokio::sync::RwLock<()>,
-    /// The last cut was due by size (`--max-block-bytes` before `--max-block-duration`): ingest is
-    /// busy, and compaction leaves blocks that are not small alone (see [`compaction::plan`]).
-    cutting_by_size: std::sync::atomic::AtomicBool,
+    /// The spans of the last cut when it was due by size (`--max-block-bytes` before
+    /// `--max-block-duration`: ingest is busy), 0 once a generation ages instead: compaction then
+    /// leaves blocks of about that size alone (see [`compaction::plan`]).
+    full_cut_spans: std::sync::atomic::AtomicU64,
     metrics: StoreMetrics,
     gauges: TenantGauges,
 }
@@ -296,7 +297,7 @@ impl Store {
             }),
             maintenance: tokio::sync::Mutex::new(()),
             rotation: tokio::sync::RwLock::new(()),
-            cutting_by_size: Default::default(),
+            full_cut_spans: Default::default(),
             metrics,
             gauges,
         };

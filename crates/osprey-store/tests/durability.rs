@@ -3,9 +3,10 @@
 use std::io::Write;
 
 use bytes::Bytes;
+use osprey_model::otlp::span::{Event, Link};
 use osprey_model::otlp::{ExportTraceServiceRequest, Resource, ResourceSpans, ScopeSpans, Span};
 use osprey_model::TraceId;
-use osprey_store::{Store, StoreOptions};
+use osprey_store::{SpanSource, Store, StoreOptions};
 use prost::Message;
 
 /// One export of `spans` under an empty resource.
@@ -296,7 +297,7 @@ async fn compaction_streams_traces_split_across_blocks_and_batches() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_scan_sees_each_trace_whole_also_where_a_row_group_runs_past_its_size() {
+async fn over_two_row_groups_scans_see_whole_traces_and_lookups_what_was_sent() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = Store::open(dir.path(), StoreOptions::default())
         .await
@@ -304,11 +305,37 @@ async fn a_scan_sees_each_trace_whole_also_where_a_row_group_runs_past_its_size(
     // 66,600 rows of 9-span traces: the trace holding row 65,536 runs on past it, so the first row
     // group ends at row 65,538 and must still reach a scan as one piece.
     const TRACES: u32 = 7_400;
-    append(&store, &spans_of_traces(TRACES, 0, 9)).await;
+    let mut sent = spans_of_traces(TRACES, 0, 9);
+    // An event and a link in the first row group only: a lookup in the second leaves those columns
+    // out (no value there) and must still give back what was sent, as a lookup in the first must.
+    let spans = &mut sent.resource_spans[0].scope_spans[0].spans;
+    spans[0].events.push(Event {
+        name: "retry".into(),
+        time_unix_nano: 7,
+        ..Default::default()
+    });
+    spans[0].links.push(Link {
+        trace_id: vec![9; 16],
+        span_id: vec![9; 8],
+        ..Default::default()
+    });
+    let (first, last) = (spans[0].clone(), spans[spans.len() - 1].clone());
+    append(&store, &sent).await;
     store.flush().await.unwrap();
     let blocks = store.blocks();
     assert_eq!(blocks.len(), 1);
     assert_eq!(blocks[0].meta.row_groups, 2);
+    for span in [first, last] {
+        let id = TraceId::from_bytes(&span.trace_id).unwrap();
+        let found: Vec<Span> = tokio::task::block_in_place(|| blocks[0].trace(&id))
+            .unwrap()
+            .into_iter()
+            .flat_map(|rs| rs.scope_spans)
+            .flat_map(|ss| ss.spans)
+            .filter(|s| s.span_id == span.span_id)
+            .collect();
+        assert_eq!(found, [span]);
+    }
     let mut pieces: std::collections::HashMap<TraceId, Vec<usize>> = Default::default();
     tokio::task::block_in_place(|| {
         for source in store.sources() {

@@ -12,8 +12,8 @@ use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use super::trace_index::TraceIndex;
 
 /// Memory for Parquet footers: about 2 MiB for a block of a million spans (a column chunk's metadata
-/// for each of ~140 columns in each row group, and the offset index: an entry per page of every
-/// column), so those of about a hundred and twenty such blocks.
+/// for each of the 106 leaf columns in each row group, and the offset index: an entry per page of
+/// every column), so those of about a hundred and twenty such blocks.
 pub const FOOTER_BUDGET: usize = 256 << 20;
 /// Memory for trace-id indexes: 2.5 to 5 bytes a trace, so some 50 to 100 million traces.
 pub const TRACE_INDEX_BUDGET: usize = 256 << 20;

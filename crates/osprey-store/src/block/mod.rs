@@ -305,10 +305,15 @@ impl Block {
         let plain = ArrowReaderMetadata::load_async(&mut self.data_reader(), options)
             .await
             .map_err(io_error)?;
-        // Made once per footer read: it converts and checks the whole schema.
+        // Made once per footer read: it converts and checks the whole schema. Should a file not
+        // take it, searches read plain strings ([`Strings`] reads both) rather than fail.
         let options = ArrowReaderOptions::new().with_schema(DICTIONARY_SCHEMA.clone());
-        let dictionaries =
-            ArrowReaderMetadata::try_new(plain.metadata().clone(), options).map_err(io_error)?;
+        let dictionaries = ArrowReaderMetadata::try_new(plain.metadata().clone(), options)
+            .unwrap_or_else(|e| {
+                tracing::warn!(block = %self.meta.block_id, error = %e,
+                    "strings of this block are read plain");
+                plain.clone()
+            });
         let footer = Footer {
             plain,
             dictionaries,
