@@ -77,14 +77,14 @@ pub struct Percentiles {
 impl Percentiles {
     /// By selection, not a sort: an edge of a busy service graph has millions of durations.
     fn of(mut durations: Vec<u64>) -> Percentiles {
-        let last = durations.len().max(1) - 1;
+        if durations.is_empty() {
+            return Percentiles::default();
+        }
+        let last = durations.len() - 1;
         let mut at = |p: f64| {
-            let i = (last as f64 * p).round() as usize;
-            if durations.is_empty() {
-                0
-            } else {
-                *durations.select_nth_unstable(i).1
-            }
+            *durations
+                .select_nth_unstable((last as f64 * p).round() as usize)
+                .1
         };
         Percentiles {
             p50_ns: at(0.5),

@@ -64,7 +64,7 @@ impl Store {
         if full || old {
             // Ingest is busy while generations fill up before they age; quiet again when one ages
             // (with spans or without).
-            let busy = if full && spans > 0 { spans } else { 0 };
+            let busy = if full { spans } else { 0 };
             self.full_cut_spans
                 .store(busy, std::sync::atomic::Ordering::Relaxed);
         }

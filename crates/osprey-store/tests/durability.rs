@@ -6,7 +6,7 @@ use bytes::Bytes;
 use osprey_model::otlp::span::{Event, Link};
 use osprey_model::otlp::{ExportTraceServiceRequest, Resource, ResourceSpans, ScopeSpans, Span};
 use osprey_model::TraceId;
-use osprey_store::{SpanSource, Store, StoreOptions};
+use osprey_store::{OpenReport, SpanSource, Store, StoreOptions};
 use prost::Message;
 
 /// One export of `spans` under an empty resource.
@@ -37,6 +37,13 @@ fn request(trace: u8, spans: u8) -> ExportTraceServiceRequest {
     export(spans)
 }
 
+/// The store of `dir` with the default options.
+async fn open(dir: &tempfile::TempDir) -> (Store, OpenReport) {
+    Store::open(dir.path(), StoreOptions::default())
+        .await
+        .unwrap()
+}
+
 async fn append(store: &Store, request: &ExportTraceServiceRequest) {
     store
         .append(request, Bytes::from(request.encode_to_vec()))
@@ -48,15 +55,11 @@ async fn append(store: &Store, request: &ExportTraceServiceRequest) {
 async fn acknowledged_records_survive_reopen_and_read_back() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (store, _) = Store::open(dir.path(), StoreOptions::default())
-            .await
-            .unwrap();
+        let (store, _) = open(&dir).await;
         append(&store, &request(1, 3)).await;
         append(&store, &request(2, 2)).await;
     }
-    let (store, report) = Store::open(dir.path(), StoreOptions::default())
-        .await
-        .unwrap();
+    let (store, report) = open(&dir).await;
     assert_eq!(report.replay.records, 2);
     assert!(report.replay.damaged.is_empty());
     assert_eq!(store.head_span_count(), 5);
@@ -78,9 +81,7 @@ async fn a_cut_moves_the_head_into_a_block_and_a_restart_replays_only_the_rest()
     let wal_dir = dir.path().join("wal");
     let saved = tempfile::tempdir().unwrap();
     {
-        let (store, _) = Store::open(dir.path(), StoreOptions::default())
-            .await
-            .unwrap();
+        let (store, _) = open(&dir).await;
         append(&store, &request(1, 3)).await;
         // Keep a copy of the log as it was before the cut, as if the cut's removal never happened.
         for entry in std::fs::read_dir(&wal_dir).unwrap() {
@@ -99,9 +100,7 @@ async fn a_cut_moves_the_head_into_a_block_and_a_restart_replays_only_the_rest()
         let path = entry.unwrap().path();
         std::fs::copy(&path, wal_dir.join(path.file_name().unwrap())).unwrap();
     }
-    let (store, report) = Store::open(dir.path(), StoreOptions::default())
-        .await
-        .unwrap();
+    let (store, report) = open(&dir).await;
     assert_eq!(report.blocks, 1);
     assert_eq!(report.replay.segments_in_blocks, 1);
     assert_eq!(store.head_span_count(), 2, "only trace 2 is replayed");
@@ -114,9 +113,7 @@ async fn a_cut_moves_the_head_into_a_block_and_a_restart_replays_only_the_rest()
 async fn a_torn_tail_is_cut_and_reported() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (store, _) = Store::open(dir.path(), StoreOptions::default())
-            .await
-            .unwrap();
+        let (store, _) = open(&dir).await;
         append(&store, &request(1, 1)).await;
         append(&store, &request(2, 1)).await;
     }
@@ -137,9 +134,7 @@ async fn a_torn_tail_is_cut_and_reported() {
         .unwrap()
         .write_all(&[0x10, 0, 0, 0, 1, 2, 3])
         .unwrap();
-    let (store, report) = Store::open(dir.path(), StoreOptions::default())
-        .await
-        .unwrap();
+    let (store, report) = open(&dir).await;
     assert_eq!(report.replay.records, 2);
     assert_eq!(report.replay.damaged.len(), 1);
     assert_eq!(report.replay.damaged[0].bytes_cut, 7);
@@ -147,9 +142,7 @@ async fn a_torn_tail_is_cut_and_reported() {
     // And the cut log keeps working.
     append(&store, &request(3, 1)).await;
     drop(store);
-    let (store, report) = Store::open(dir.path(), StoreOptions::default())
-        .await
-        .unwrap();
+    let (store, report) = open(&dir).await;
     assert!(report.replay.damaged.is_empty());
     assert_eq!(store.head_span_count(), 3);
 }
@@ -174,9 +167,7 @@ async fn compaction_merges_blocks_and_a_crash_before_deleting_inputs_doubles_not
     let saved = tempfile::tempdir().unwrap();
     let blocks_dir = dir.path().join("blocks");
     {
-        let (store, _) = Store::open(dir.path(), StoreOptions::default())
-            .await
-            .unwrap();
+        let (store, _) = open(&dir).await;
         // Three cuts; trace 1 is sent again in the second (a client retry).
         for batch in [
             vec![request(1, 3)],
@@ -207,9 +198,7 @@ async fn compaction_merges_blocks_and_a_crash_before_deleting_inputs_doubles_not
     }
     // A crash after the merged block was written but before its inputs were deleted.
     copy_tree(saved.path(), &blocks_dir);
-    let (store, report) = Store::open(dir.path(), StoreOptions::default())
-        .await
-        .unwrap();
+    let (store, report) = open(&dir).await;
     assert_eq!(report.blocks, 1, "the inputs are ignored (and deleted)");
     assert_eq!(store.head_span_count(), 0);
     let (one, two) = tokio::task::block_in_place(|| (trace_of(&store, 1), trace_of(&store, 2)));
@@ -247,9 +236,7 @@ fn spans_of_traces(traces: u32, first: u32, count: u32) -> ExportTraceServiceReq
 #[tokio::test(flavor = "multi_thread")]
 async fn compaction_streams_traces_split_across_blocks_and_batches() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _) = Store::open(dir.path(), StoreOptions::default())
-        .await
-        .unwrap();
+    let (store, _) = open(&dir).await;
     // 1,500 traces, each cut into three blocks of 3 spans (4,500 rows a block, so merged batches end
     // inside traces); the third block repeats the first block's spans too.
     const TRACES: u32 = 1_500;
@@ -299,9 +286,7 @@ async fn compaction_streams_traces_split_across_blocks_and_batches() {
 #[tokio::test(flavor = "multi_thread")]
 async fn over_two_row_groups_scans_see_whole_traces_and_lookups_what_was_sent() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _) = Store::open(dir.path(), StoreOptions::default())
-        .await
-        .unwrap();
+    let (store, _) = open(&dir).await;
     // 66,600 rows of 9-span traces: the trace holding row 65,536 runs on past it, so the first row
     // group ends at row 65,538 and must still reach a scan as one piece.
     const TRACES: u32 = 7_400;

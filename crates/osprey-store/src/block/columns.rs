@@ -272,12 +272,8 @@ pub struct DedicatedBuilder {
     /// The keys by their length (index = length, keys are shorter than 64 bytes), each with its
     /// column: an attribute's length alone rules most keys out, a comparison or two the rest.
     by_length: Vec<Vec<(&'static str, usize)>>,
-    /// Per dedicated key, the attribute position chosen for the current row.
-    chosen: Vec<Option<usize>>,
-    /// The keys chosen for the current row, in the order they were found.
-    chosen_keys: Vec<usize>,
-    /// Per attribute position of the current row: whether it went to a dedicated column.
-    taken: Vec<bool>,
+    /// The (dedicated key, attribute position) pairs chosen for the current row: a few at most.
+    chosen: Vec<(usize, usize)>,
     strings: Vec<StringBuilder>,
     ints: Vec<Int64Builder>,
     /// Per column, the rows it holds so far (the rest of `rows` are nulls not appended yet).
@@ -295,9 +291,7 @@ impl DedicatedBuilder {
         DedicatedBuilder {
             keys,
             by_length,
-            chosen: vec![None; keys.len()],
-            chosen_keys: Vec::new(),
-            taken: Vec::new(),
+            chosen: Vec::new(),
             strings: keys.iter().map(|_| StringBuilder::new()).collect(),
             ints: keys.iter().map(|_| Int64Builder::new()).collect(),
             filled: vec![0; keys.len()],
@@ -324,24 +318,13 @@ impl DedicatedBuilder {
                 (Dedicated::Str, Some(Value::StringValue(_)))
                     | (Dedicated::Int, Some(Value::IntValue(_)))
             );
-            if fits && self.chosen[d].is_none() {
-                self.chosen[d] = Some(position);
-                self.chosen_keys.push(d);
+            if fits && !self.chosen.iter().any(|(key, _)| *key == d) {
+                self.chosen.push((d, position));
             }
         }
         let row = self.rows;
         self.rows += 1;
-        if self.chosen_keys.is_empty() {
-            generic.push_row(attributes);
-            return;
-        }
-        self.taken.clear();
-        self.taken.resize(attributes.len(), false);
-        for d in self.chosen_keys.drain(..) {
-            let Some(position) = self.chosen[d].take() else {
-                continue;
-            };
-            self.taken[position] = true;
+        for &(d, position) in &self.chosen {
             let gap = row - self.filled[d];
             self.filled[d] = row + 1;
             match attributes[position]
@@ -360,14 +343,15 @@ impl DedicatedBuilder {
                 _ => unreachable!("only values that fit their column are chosen"),
             }
         }
-        let taken = &self.taken;
+        let chosen = &self.chosen;
         generic.push_row(
             attributes
                 .iter()
                 .enumerate()
-                .filter(|(p, _)| !taken[*p])
+                .filter(|(p, _)| !chosen.iter().any(|(_, taken)| taken == p))
                 .map(|(_, kv)| kv),
         );
+        self.chosen.clear();
     }
 
     /// The dedicated columns, in the order of the key table, for the rows pushed since the last

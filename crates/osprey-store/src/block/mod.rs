@@ -258,12 +258,12 @@ impl Block {
         if let Some(index) = self.storage.trace_indexes.get(&self.index) {
             return Ok(Some(index));
         }
-        let path = self
-            .storage
-            .block_file(&self.meta.tenant, &self.meta.block_id, INDEX_FILE);
         if self.index.is_gone() {
             return Ok(None);
         }
+        let path = self
+            .storage
+            .block_file(&self.meta.tenant, &self.meta.block_id, INDEX_FILE);
         let Some(bytes) = self
             .runtime
             .block_on(self.storage.get_if_exists(&path))
@@ -324,37 +324,33 @@ impl Block {
 
     async fn read_async(&self, read: Read<'_>) -> io::Result<Vec<RecordBatch>> {
         // Whole rows of a trace: columns with no value in its row groups are not read but put back.
-        if let (None, Some(_), Some(groups)) = (read.columns, read.trace, &read.row_groups) {
-            let footer = self.reader_metadata().await?;
-            let skipped = valueless::columns_without_values(footer.plain.metadata(), groups);
-            if !skipped.is_empty() {
-                let columns: Vec<&str> = SCHEMA
-                    .fields()
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| !skipped.contains(i))
-                    .map(|(_, f)| f.name().as_str())
-                    .collect();
-                let batches: Vec<RecordBatch> = self
-                    .stream(Read {
-                        columns: Some(&columns),
-                        ..read
-                    })
-                    .await?
-                    .try_collect()
-                    .await
-                    .map_err(io_error)?;
-                return batches
-                    .into_iter()
-                    .map(|b| valueless::with_every_column(b).map_err(io_error))
-                    .collect();
+        let with_values = match (read.columns, read.trace, &read.row_groups) {
+            (None, Some(_), Some(groups)) => {
+                let footer = self.reader_metadata().await?;
+                valueless::columns_with_values(footer.plain.metadata(), groups)
             }
-        }
-        self.stream(read)
+            _ => None,
+        };
+        let read = match &with_values {
+            Some(columns) => Read {
+                columns: Some(columns.as_slice()),
+                ..read
+            },
+            None => read,
+        };
+        let batches: Vec<RecordBatch> = self
+            .stream(read)
             .await?
             .try_collect()
             .await
-            .map_err(io_error)
+            .map_err(io_error)?;
+        if with_values.is_none() {
+            return Ok(batches);
+        }
+        batches
+            .into_iter()
+            .map(|b| valueless::with_every_column(b).map_err(io_error))
+            .collect()
     }
 
     async fn stream(&self, read: Read<'_>) -> io::Result<ParquetRecordBatchStream<ObjectReader>> {

@@ -130,20 +130,17 @@ pub(super) fn attribute_conditions(
             )
         })
         .collect();
-    (0..batch.num_rows())
-        .map(|row| {
-            Some(
-                conditions
-                    .iter()
-                    .all(|(span_d, span_g, resource_d, resource_g)| {
-                        span_d.as_ref().is_some_and(|d| d.at(row))
-                            || span_generic.row_matches(row, span_g)
-                            || resource_d.as_ref().is_some_and(|d| d.at(row))
-                            || resource_generic.row_matches(row, resource_g)
-                    }),
-            )
-        })
-        .collect()
+    let rows = arrow_buffer::BooleanBuffer::collect_bool(batch.num_rows(), |row| {
+        conditions
+            .iter()
+            .all(|(span_d, span_g, resource_d, resource_g)| {
+                span_d.as_ref().is_some_and(|d| d.at(row))
+                    || span_generic.row_matches(row, span_g)
+                    || resource_d.as_ref().is_some_and(|d| d.at(row))
+                    || resource_generic.row_matches(row, resource_g)
+            })
+    });
+    arrow_array::BooleanArray::new(rows, None)
 }
 
 /// The columns an attribute search reads: the generic lists and the dedicated columns of the keys.
@@ -166,6 +163,15 @@ pub(super) fn attribute_columns(wanted: &[(String, String)]) -> Vec<String> {
 }
 
 impl Block {
+    /// The row groups that may hold trace `id`, by the trace-id index (none when its Bloom filter
+    /// rules the trace out, or the index is gone).
+    fn row_groups_of_trace(&self, id: &TraceId) -> io::Result<Vec<usize>> {
+        Ok(self
+            .trace_index()?
+            .filter(|i| i.may_contain(id))
+            .map_or_else(Vec::new, |i| i.row_groups_for(id)))
+    }
+
     /// Row groups whose span start times can overlap `[start, end]`, from the footer's statistics.
     fn row_groups_starting_in(&self, start: u64, end: u64) -> io::Result<Vec<usize>> {
         let footer = self.runtime.block_on(self.reader_metadata())?;
@@ -217,10 +223,7 @@ impl SpanSource for Block {
     }
 
     fn trace(&self, id: &TraceId) -> io::Result<Vec<ResourceSpans>> {
-        let Some(index) = self.trace_index()?.filter(|i| i.may_contain(id)) else {
-            return Ok(Vec::new());
-        };
-        let row_groups = index.row_groups_for(id);
+        let row_groups = self.row_groups_of_trace(id)?;
         if row_groups.is_empty() {
             return Ok(Vec::new());
         }
@@ -237,10 +240,7 @@ impl SpanSource for Block {
     }
 
     fn trace_spans(&self, id: &TraceId, f: &mut dyn FnMut(&SpanRef)) -> io::Result<()> {
-        let Some(index) = self.trace_index()?.filter(|i| i.may_contain(id)) else {
-            return Ok(());
-        };
-        let row_groups = index.row_groups_for(id);
+        let row_groups = self.row_groups_of_trace(id)?;
         if row_groups.is_empty() {
             return Ok(());
         }

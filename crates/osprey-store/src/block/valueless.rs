@@ -17,9 +17,13 @@ use parquet::file::metadata::ParquetMetaData;
 
 use super::schema::SCHEMA;
 
-/// The block schema's top-level columns that hold no value in any of `groups` (all nulls, or all
-/// empty lists) and can be put back without reading them: nullable ones and lists.
-pub fn columns_without_values(metadata: &ParquetMetaData, groups: &[usize]) -> Vec<usize> {
+/// The block schema's top-level columns to read for whole rows of `groups`: `None` when every one
+/// may hold a value, else all but those that hold none there (all nulls, or all empty lists) and can
+/// be put back without reading them: nullable ones and lists.
+pub fn columns_with_values(
+    metadata: &ParquetMetaData,
+    groups: &[usize],
+) -> Option<Vec<&'static str>> {
     let descriptor = metadata.file_metadata().schema_descr();
     let mut has_values = vec![false; descriptor.root_schema().get_fields().len()];
     for leaf in 0..descriptor.num_columns() {
@@ -33,19 +37,25 @@ pub fn columns_without_values(metadata: &ParquetMetaData, groups: &[usize]) -> V
                 .is_none_or(|nulls| nulls != chunk.num_values() as u64)
         });
     }
-    (0..has_values.len())
-        .filter(|&root| !has_values[root])
-        .filter(|&root| {
-            SCHEMA
-                .fields()
-                .get(root)
-                .is_some_and(|f| f.is_nullable() || matches!(f.data_type(), DataType::List(_)))
-        })
-        .collect()
+    let read = |(root, field): &(usize, &Arc<arrow_schema::Field>)| {
+        has_values.get(*root).is_none_or(|has| *has)
+            || !(field.is_nullable() || matches!(field.data_type(), DataType::List(_)))
+    };
+    let fields: Vec<_> = SCHEMA.fields().iter().enumerate().collect();
+    if fields.iter().all(read) {
+        return None;
+    }
+    Some(
+        fields
+            .into_iter()
+            .filter(read)
+            .map(|(_, f)| f.name().as_str())
+            .collect(),
+    )
 }
 
 /// `batch` with every column of the block schema: those it lacks (left out of the read by
-/// [`columns_without_values`]) as nulls or empty lists.
+/// [`columns_with_values`]) as nulls or empty lists.
 pub fn with_every_column(batch: RecordBatch) -> Result<RecordBatch, ParquetError> {
     let rows = batch.num_rows();
     let columns = SCHEMA
