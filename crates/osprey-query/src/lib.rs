@@ -10,6 +10,7 @@ pub mod analysis;
 mod combine;
 mod search;
 mod summary;
+pub mod traceql;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
