@@ -11,6 +11,7 @@ mod combine;
 mod search;
 mod summary;
 pub mod traceql;
+mod traceql_search;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use osprey_store::{SpanSource, Store};
 pub use aggregate::{Edge, OperationTotals, Percentiles, Red, RedPoint, ServiceGraph, ServiceNode};
 pub use osprey_store::TraceQuery;
 pub use summary::{ServiceCount, TraceSummary};
+pub use traceql_search::{MatchedSpan, MatchedSpanset, SearchStats, TraceMatch, TraceqlSearch};
 
 /// The read side of one tenant's store.
 #[derive(Clone)]

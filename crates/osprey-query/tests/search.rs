@@ -241,3 +241,71 @@ fn newest_by_trace_start_wherever_the_spans_are() {
         assert_eq!(newest(10), [5, 7, 6]);
     });
 }
+
+#[test]
+fn traceql_evaluates_whole_traces_wherever_their_spans_are() {
+    use osprey_query::traceql::{parse, Root, Value};
+    use osprey_query::TraceqlSearch;
+    // Trace 3's root is in the first half of the batches, its child in the second: in the split
+    // state one is in a block and the other in the head.
+    let batches = [
+        request(
+            "gateway",
+            vec![
+                span(1, 1, None, "GET /", 0, 100),
+                span(3, 5, None, "POST /", 2000, 300),
+            ],
+        ),
+        request("db", vec![span(1, 2, Some(1), "SELECT", 10, 80)]),
+        request("gateway", vec![span(2, 3, None, "GET /", 1000, 5)]),
+        request("db", vec![span(3, 6, Some(5), "INSERT", 2010, 200)]),
+    ];
+    for_each_state(&batches, |query| {
+        let search = |q: &str, limit: usize| {
+            let Root::Spans(expr) = parse(q).unwrap().root else {
+                panic!("{q}")
+            };
+            query
+                .traceql_search(&TraceqlSearch {
+                    expr,
+                    start_ns: 0,
+                    end_ns: u64::MAX,
+                    limit,
+                    spans_per_spanset: 3,
+                })
+                .unwrap()
+                .0
+        };
+        let ids = |q: &str| -> Vec<u8> { search(q, 20).iter().map(|m| m.trace_id.0[0]).collect() };
+        assert_eq!(
+            ids(r#"{ resource.service.name = "gateway" } > { resource.service.name = "db" }"#),
+            [3, 1],
+            "newest first, the split trace too"
+        );
+        assert_eq!(ids(r#"{ name = "GET /" }"#), [2, 1]);
+        assert_eq!(ids("{ duration > 50ms } | count() > 1"), [3, 1]);
+        assert_eq!(ids(r#"{ span.span.n = "6" }"#), [3]);
+        assert_eq!(
+            ids(r#"{ span.span.n = "6" && name = "SELECT" }"#),
+            Vec::<u8>::new()
+        );
+        assert_eq!(ids("{ }"), [3, 2, 1]);
+        assert_eq!(search("{ }", 1).len(), 1);
+
+        let found = search(r#"{ span.span.n = "2" }"#, 20);
+        let m = &found[0];
+        assert_eq!(
+            (m.root_service.as_str(), m.root_name.as_str()),
+            ("gateway", "GET /")
+        );
+        assert_eq!((m.start_ns, m.duration_ns), (0, 100_000_000));
+        assert_eq!(m.service_stats["db"], (1, 0));
+        let set = &m.spansets[0];
+        assert_eq!(set.matched, 1);
+        assert_eq!(set.spans[0].name, "SELECT");
+        assert_eq!(
+            set.spans[0].attributes,
+            vec![("span.n".to_string(), Value::Str("2".into()))]
+        );
+    });
+}

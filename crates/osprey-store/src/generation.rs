@@ -5,7 +5,7 @@
 //! an older one is being written into a block, and is dropped, with its segments, once that block is
 //! durable.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io;
 use std::sync::Arc;
 use std::time::Instant;
@@ -249,6 +249,81 @@ impl SpanSource for Generation {
             let spans: Vec<SpanRef> = head.spans(trace).map(|s| span_ref(head, s)).collect();
             f(&trace.id, &spans);
         });
+        Ok(())
+    }
+
+    fn traces(
+        &self,
+        start_ns: u64,
+        end_ns: u64,
+        filter: Option<&TraceQuery>,
+        f: &mut dyn FnMut(&TraceId, Vec<ResourceSpans>) -> bool,
+    ) -> io::Result<()> {
+        let ids: Vec<TraceId> = match filter {
+            Some(query) => self
+                .search(&query.unbounded())?
+                .into_iter()
+                .map(|hit| hit.trace_id)
+                .collect(),
+            None => {
+                let mut ids = Vec::new();
+                self.each_trace(start_ns, end_ns, |_, trace| ids.push(trace.id));
+                ids
+            }
+        };
+        // A chunk of traces at a time: each of their log records decoded once, its spans handed
+        // to the traces they belong to.
+        for chunk in ids.chunks(CHUNK) {
+            let (wanted, locations) = {
+                let head = self.head.read();
+                let mut wanted = HashSet::new();
+                let mut records = BTreeSet::new();
+                for id in chunk {
+                    if let Some(trace) = head.trace(id) {
+                        if overlaps((trace.start_ns, trace.end_ns), (start_ns, end_ns)) {
+                            wanted.insert(*id);
+                            records.extend(head.spans(trace).map(|s| s.record));
+                        }
+                    }
+                }
+                let locations: Vec<RecordLocation> =
+                    records.into_iter().map(|r| head.record(r)).collect();
+                (wanted, locations)
+            };
+            let mut pieces: HashMap<TraceId, Vec<ResourceSpans>> = HashMap::new();
+            for location in locations {
+                for rs in self.read_record(location)?.resource_spans {
+                    for ss in &rs.scope_spans {
+                        let mut by_trace: HashMap<TraceId, Vec<Span>> = HashMap::new();
+                        for span in &ss.spans {
+                            if let Ok(id) = TraceId::from_bytes(&span.trace_id) {
+                                if wanted.contains(&id) {
+                                    by_trace.entry(id).or_default().push(span.clone());
+                                }
+                            }
+                        }
+                        for (id, spans) in by_trace {
+                            pieces.entry(id).or_default().push(ResourceSpans {
+                                resource: rs.resource.clone(),
+                                scope_spans: vec![ScopeSpans {
+                                    scope: ss.scope.clone(),
+                                    spans,
+                                    schema_url: ss.schema_url.clone(),
+                                }],
+                                schema_url: rs.schema_url.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+            for id in chunk {
+                if let Some(trace) = pieces.remove(id) {
+                    if !f(id, trace) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
         Ok(())
     }
 

@@ -26,6 +26,16 @@ pub struct TraceQuery {
 }
 
 impl TraceQuery {
+    /// The same conditions, every match wanted, anywhere in time.
+    pub fn unbounded(&self) -> TraceQuery {
+        TraceQuery {
+            start_ns: None,
+            end_ns: None,
+            limit: usize::MAX,
+            ..self.clone()
+        }
+    }
+
     /// The span start times a matching span can have.
     pub fn start_range(&self) -> (u64, u64) {
         (self.start_ns.unwrap_or(0), self.end_ns.unwrap_or(u64::MAX))
@@ -86,6 +96,18 @@ pub trait SpanSource: Send + Sync {
         start_ns: u64,
         end_ns: u64,
         f: &mut dyn FnMut(&TraceId, &[SpanRef]),
+    ) -> io::Result<()>;
+
+    /// Calls `f` with every trace held here that overlaps `[start_ns, end_ns]` and, when `filter`
+    /// is given, has a span meeting its conditions (its limit and time bounds are ignored): the
+    /// trace's spans held here, whole, grouped by resource and scope. Stops when `f` returns
+    /// false. For TraceQL, which evaluates whole traces.
+    fn traces(
+        &self,
+        start_ns: u64,
+        end_ns: u64,
+        filter: Option<&TraceQuery>,
+        f: &mut dyn FnMut(&TraceId, Vec<ResourceSpans>) -> bool,
     ) -> io::Result<()>;
 
     /// False only when no span of the trace is held here (a cheap check: an index or a filter).

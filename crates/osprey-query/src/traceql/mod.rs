@@ -5,6 +5,7 @@ mod ast;
 pub mod eval;
 mod lexer;
 mod parser;
+pub mod pushdown;
 pub mod trace;
 mod value;
 

@@ -437,9 +437,15 @@ impl Block {
         builder.build().map_err(io_error)
     }
 
-    /// Every row, in order, `rows` at a time (compaction), from a thread that may block.
-    pub(crate) fn batches(&self, rows: usize) -> io::Result<Batches<'_>> {
+    /// Every row of `row_groups` (all: `None`, for compaction), in order, `rows` at a time, from
+    /// a thread that may block.
+    pub(crate) fn batches(
+        &self,
+        row_groups: Option<Vec<usize>>,
+        rows: usize,
+    ) -> io::Result<Batches<'_>> {
         let stream = self.runtime.block_on(self.stream(Read {
+            row_groups,
             batch_rows: Some(rows),
             ..Default::default()
         }))?;

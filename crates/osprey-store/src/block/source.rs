@@ -1,7 +1,7 @@
 //! A block as a span source: prune by meta and by the trace-id index, then read only the columns and
 //! row groups a question needs.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io;
 
 use arrow_array::cast::AsArray;
@@ -36,6 +36,9 @@ const SPAN_REF_COLUMNS: &[&str] = &[
 
 /// Rows a batch when searching.
 const SEARCH_BATCH_ROWS: usize = 8 * 1024;
+
+/// Rows a batch when handing out whole traces.
+const TRACE_BATCH_ROWS: usize = 4 * 1024;
 
 /// OTLP's `STATUS_CODE_ERROR`.
 const STATUS_ERROR: i32 = 2;
@@ -343,6 +346,95 @@ impl SpanSource for Block {
                 }
                 row += run;
             }
+        }
+        Ok(())
+    }
+
+    fn traces(
+        &self,
+        start_ns: u64,
+        end_ns: u64,
+        filter: Option<&TraceQuery>,
+        f: &mut dyn FnMut(&TraceId, Vec<ResourceSpans>) -> bool,
+    ) -> io::Result<()> {
+        if !overlaps(
+            (self.meta.start_unix_nano, self.meta.end_unix_nano),
+            (start_ns, end_ns),
+        ) {
+            return Ok(());
+        }
+        // With conditions: the traces that meet them (a search), and the row groups that hold
+        // those; without: the row groups whose spans start in the range.
+        let (wanted, row_groups) = match filter {
+            Some(query) => {
+                let wanted: HashSet<TraceId> = self
+                    .search(&query.unbounded())?
+                    .into_iter()
+                    .map(|hit| hit.trace_id)
+                    .collect();
+                let Some(index) = self.trace_index()? else {
+                    return Ok(());
+                };
+                let groups: BTreeSet<usize> = wanted
+                    .iter()
+                    .flat_map(|id| index.row_groups_for(id))
+                    .collect();
+                (Some(wanted), groups.into_iter().collect())
+            }
+            None => (None, self.row_groups_starting_in(start_ns, end_ns)?),
+        };
+        if row_groups.is_empty() {
+            return Ok(());
+        }
+        let batches = self.batches(Some(row_groups), TRACE_BATCH_ROWS)?;
+        // A trace's rows are consecutive, but may run across batches: its spans are handed on
+        // when the next trace begins.
+        let mut current: Option<(TraceId, Vec<ResourceSpans>)> = None;
+        for batch in batches {
+            let batch = batch?;
+            let rows = RowReader::new(&batch);
+            let ids = batch
+                .column_by_name(col::TRACE_ID)
+                .expect("every column is read")
+                .as_binary::<i32>();
+            let trace_starts = batch
+                .column_by_name(col::TRACE_START)
+                .expect("every column is read")
+                .as_primitive::<UInt64Type>();
+            let trace_durations = batch
+                .column_by_name(col::TRACE_DURATION)
+                .expect("every column is read")
+                .as_primitive::<UInt64Type>();
+            let mut row = 0;
+            while row < batch.num_rows() {
+                let raw = ids.value(row);
+                let run = (row..batch.num_rows())
+                    .take_while(|&r| ids.value(r) == raw)
+                    .count();
+                let id = TraceId::from_bytes(raw).unwrap_or(TraceId([0; 16]));
+                let trace_start = trace_starts.value(row);
+                let in_range = overlaps(
+                    (trace_start, trace_start + trace_durations.value(row)),
+                    (start_ns, end_ns),
+                );
+                if in_range && wanted.as_ref().is_none_or(|w| w.contains(&id)) {
+                    let spans = rows.resource_spans(row..row + run);
+                    match &mut current {
+                        Some((current_id, pieces)) if *current_id == id => pieces.extend(spans),
+                        _ => {
+                            if let Some((done, pieces)) = current.replace((id, spans)) {
+                                if !f(&done, pieces) {
+                                    return Ok(());
+                                }
+                            }
+                        }
+                    }
+                }
+                row += run;
+            }
+        }
+        if let Some((done, pieces)) = current {
+            f(&done, pieces);
         }
         Ok(())
     }

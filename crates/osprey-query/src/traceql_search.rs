@@ -1,0 +1,267 @@
+//! TraceQL search across every source: the query's necessary conditions go to each source (its
+//! index, columns and statistics pick the candidate traces), each candidate is evaluated whole,
+//! and the matches are merged newest first.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io;
+
+use osprey_model::otlp::ResourceSpans;
+use osprey_model::TraceId;
+use osprey_store::overlaps;
+
+use crate::combine::combine;
+use crate::traceql::eval::{evaluate, field_value};
+use crate::traceql::pushdown::prefilter;
+use crate::traceql::trace::TraceView;
+use crate::traceql::{FieldExpr, Intrinsic, SpansetExpr, Stage, Value};
+use crate::Query;
+
+/// What a TraceQL search asks.
+#[derive(Debug, Clone)]
+pub struct TraceqlSearch {
+    pub expr: SpansetExpr,
+    /// Traces that overlap this range (unix nanoseconds).
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub limit: usize,
+    /// Spans shown per spanset (`spss`); `matched` still counts them all.
+    pub spans_per_spanset: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceMatch {
+    pub trace_id: TraceId,
+    pub root_service: String,
+    pub root_name: String,
+    pub start_ns: u64,
+    pub duration_ns: u64,
+    pub spansets: Vec<MatchedSpanset>,
+    /// Spans and error spans by service.
+    pub service_stats: BTreeMap<String, (u32, u32)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatchedSpanset {
+    pub spans: Vec<MatchedSpan>,
+    pub matched: usize,
+    /// Labels of the spanset (`by(…)` groups).
+    pub attributes: Vec<(String, Value)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatchedSpan {
+    pub span_id: Vec<u8>,
+    pub name: String,
+    pub service: String,
+    pub start_ns: u64,
+    pub duration_ns: u64,
+    /// The attributes and intrinsics the query reads or selects, as Tempo names them.
+    pub attributes: Vec<(String, Value)>,
+}
+
+/// What the search read, for Tempo's `metrics` block.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SearchStats {
+    pub inspected_traces: u64,
+    pub sources: u64,
+}
+
+impl Query {
+    /// The newest `limit` traces overlapping the range that the expression matches.
+    pub fn traceql_search(
+        &self,
+        search: &TraceqlSearch,
+    ) -> io::Result<(Vec<TraceMatch>, SearchStats)> {
+        let filter = prefilter(&search.expr);
+        let shown = shown_fields(&search.expr);
+        let range = (search.start_ns, search.end_ns);
+        let mut sources: Vec<_> = self
+            .sources()
+            .into_iter()
+            .filter_map(|s| {
+                let r = s.time_range()?;
+                overlaps(r, range).then_some((r, s))
+            })
+            .collect();
+        sources.sort_by_key(|(r, _)| std::cmp::Reverse(r.1));
+        let all: Vec<_> = sources.iter().map(|(_, s)| s.clone()).collect();
+        let mut stats = SearchStats::default();
+        let mut matches: Vec<TraceMatch> = Vec::new();
+        let mut seen: HashSet<TraceId> = HashSet::new();
+        for (index, ((_, end), source)) in sources.iter().enumerate() {
+            // Older sources cannot change the answer once `limit` matches start after they end.
+            if search.limit > 0 && matches.len() >= search.limit {
+                let mut starts: Vec<u64> = matches.iter().map(|m| m.start_ns).collect();
+                starts.sort_unstable_by(|a, b| b.cmp(a));
+                if starts[search.limit - 1] > *end {
+                    break;
+                }
+            }
+            stats.sources += 1;
+            let mut failure = None;
+            source.traces(
+                search.start_ns,
+                search.end_ns,
+                filter.as_ref(),
+                &mut |id, pieces| {
+                    if !seen.insert(*id) {
+                        return true;
+                    }
+                    stats.inspected_traces += 1;
+                    // A trace cut across sources is evaluated whole.
+                    let split = all
+                        .iter()
+                        .enumerate()
+                        .any(|(i, other)| i != index && other.may_hold(id));
+                    let trace = if split {
+                        match self.trace(id) {
+                            Ok(Some(trace)) => trace,
+                            Ok(None) => return true,
+                            Err(e) => {
+                                failure = Some(e);
+                                return false;
+                            }
+                        }
+                    } else {
+                        combine(pieces)
+                    };
+                    if let Some(found) = evaluate_trace(search, &shown, *id, &trace) {
+                        matches.push(found);
+                        // Only the newest `limit` are kept as a source is read.
+                        if matches.len() >= 4 * search.limit.max(1) {
+                            newest_first(&mut matches, search.limit);
+                        }
+                    }
+                    true
+                },
+            )?;
+            if let Some(e) = failure {
+                return Err(e);
+            }
+        }
+        newest_first(&mut matches, search.limit);
+        Ok((matches, stats))
+    }
+}
+
+fn newest_first(matches: &mut Vec<TraceMatch>, limit: usize) {
+    matches.sort_by(|a, b| {
+        b.start_ns
+            .cmp(&a.start_ns)
+            .then(a.trace_id.cmp(&b.trace_id))
+    });
+    matches.truncate(limit);
+}
+
+fn evaluate_trace(
+    search: &TraceqlSearch,
+    shown: &[FieldExpr],
+    id: TraceId,
+    trace: &[ResourceSpans],
+) -> Option<TraceMatch> {
+    let view = TraceView::new(trace);
+    let spansets = evaluate(&search.expr, &view);
+    if spansets.is_empty() {
+        return None;
+    }
+    let mut service_stats: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+    for span in &view.spans {
+        let stats = service_stats.entry(span.service.to_string()).or_default();
+        stats.0 += 1;
+        stats.1 += span.span.status.as_ref().is_some_and(|s| s.code == 2) as u32;
+    }
+    let spansets = spansets
+        .into_iter()
+        .map(|set| MatchedSpanset {
+            matched: set.spans.len(),
+            spans: set
+                .spans
+                .iter()
+                .take(search.spans_per_spanset)
+                .map(|&i| {
+                    let s = &view.spans[i];
+                    MatchedSpan {
+                        span_id: s.span.span_id.clone(),
+                        name: s.span.name.clone(),
+                        service: s.service.to_string(),
+                        start_ns: s.span.start_time_unix_nano,
+                        duration_ns: s.duration_ns(),
+                        attributes: shown
+                            .iter()
+                            .filter_map(|field| {
+                                let value = field_value(field, &view, i);
+                                (!value.is_nil()).then(|| (field_name(field), value))
+                            })
+                            .collect(),
+                    }
+                })
+                .collect(),
+            attributes: set.attributes,
+        })
+        .collect();
+    Some(TraceMatch {
+        trace_id: id,
+        root_service: view.root_service.to_string(),
+        root_name: view.root_name.to_string(),
+        start_ns: view.start_ns,
+        duration_ns: view.duration_ns,
+        spansets,
+        service_stats,
+    })
+}
+
+/// The name Tempo gives a field in answers: an attribute's name without its scope, an
+/// intrinsic's name.
+fn field_name(field: &FieldExpr) -> String {
+    match field {
+        FieldExpr::Attribute(a) => a.name.clone(),
+        FieldExpr::Intrinsic(i) => i.name().to_string(),
+        _ => String::new(),
+    }
+}
+
+/// The fields shown with each matched span: those the query's filters read and those it selects,
+/// once each, except what every span shows anyway (name, duration, ids, trace-level facts).
+fn shown_fields(expr: &SpansetExpr) -> Vec<FieldExpr> {
+    let mut fields: Vec<FieldExpr> = Vec::new();
+    let mut add = |f: &FieldExpr| {
+        let skip = matches!(
+            f,
+            FieldExpr::Intrinsic(
+                Intrinsic::Name
+                    | Intrinsic::Duration
+                    | Intrinsic::TraceDuration
+                    | Intrinsic::TraceRootService
+                    | Intrinsic::TraceRootName
+                    | Intrinsic::TraceId
+                    | Intrinsic::SpanId
+            )
+        );
+        let name = field_name(f);
+        if !skip && !fields.iter().any(|g| field_name(g) == name) {
+            fields.push(f.clone());
+        }
+    };
+    visit_expr(expr, &mut add);
+    fields
+}
+
+fn visit_expr(expr: &SpansetExpr, f: &mut impl FnMut(&FieldExpr)) {
+    match expr {
+        SpansetExpr::Filter(filter) => filter.visit_fields(f),
+        SpansetExpr::Pair(_, a, b) => {
+            visit_expr(a, f);
+            visit_expr(b, f);
+        }
+        SpansetExpr::Pipeline(stages) => {
+            for stage in stages {
+                match stage {
+                    Stage::Spans(e) => visit_expr(e, f),
+                    Stage::Select(fields) => fields.iter().for_each(&mut *f),
+                    Stage::By(..) | Stage::Coalesce | Stage::ScalarFilter(_) => {}
+                }
+            }
+        }
+        SpansetExpr::ScalarFilter(_) => {}
+    }
+}
