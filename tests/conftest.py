@@ -30,6 +30,7 @@ class Osprey:
         self.data_dir = Path(data_dir)
         self.extra_args = list(extra_args)
         self.grpc_port, self.http_port, self.query_port = free_port(), free_port(), free_port()
+        self.tempo_port = free_port()
         self.process = None
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
 
@@ -45,6 +46,10 @@ class Osprey:
     def query_url(self):
         return f"http://127.0.0.1:{self.query_port}"
 
+    @property
+    def tempo_url(self):
+        return f"http://127.0.0.1:{self.tempo_port}"
+
     def start(self):
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
@@ -54,6 +59,7 @@ class Osprey:
                 "--otlp-grpc-addr", self.grpc_endpoint,
                 "--otlp-http-addr", f"127.0.0.1:{self.http_port}",
                 "--query-addr", f"127.0.0.1:{self.query_port}",
+                "--tempo-addr", f"127.0.0.1:{self.tempo_port}",
                 *self.extra_args,
             ],
             stdout=log,

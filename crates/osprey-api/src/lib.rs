@@ -1,12 +1,13 @@
-//! Osprey's query-side HTTP server (port 16686 by default): the web UI, the Jaeger-compatible query
-//! APIs (classic `/api/...` and `/api/v3/...`), Osprey's own API for the UI, health probes and
-//! Prometheus metrics.
+//! Osprey's query-side HTTP servers. The query port (16686 by default): the web UI, the
+//! Jaeger-compatible query APIs (classic `/api/...` and `/api/v3/...`), Osprey's own API for the
+//! UI, health probes and Prometheus metrics. The Tempo port (3200): Grafana Tempo's HTTP API.
 
 mod jaeger_v1;
 mod jaeger_v3;
 mod native;
 mod ops;
 mod params;
+mod tempo;
 mod ui;
 
 use std::sync::Arc;
@@ -138,6 +139,15 @@ fn operation_json(name: String, kind: i32) -> serde_json::Value {
         "name": name,
         "spanKind": osprey_model::jaeger::span_kind_name(kind).unwrap_or(""),
     })
+}
+
+/// Every route of the Tempo port (3200): Grafana's Tempo data source, health and metrics.
+pub fn tempo_router(state: ApiState) -> Router {
+    Router::new()
+        .merge(tempo::routes())
+        .merge(ops::routes())
+        .layer(axum::middleware::from_fn(tenant_layer))
+        .with_state(state)
 }
 
 /// Every route of the query port.

@@ -87,35 +87,12 @@ pub fn unsigned(text: &str) -> Result<u64, String> {
 /// A Go `time.Duration` string (`1.5s`, `300ms`, `2h45m`, `10us`) in nanoseconds; also `d` for days,
 /// as the Jaeger UI's lookbacks (`2d`, `7d`) use it.
 pub fn go_duration(text: &str) -> Result<u64, String> {
-    let bad = || format!("{text:?} is not a duration like 300ms, 1.5s or 2m");
     if text == "0" {
         return Ok(0);
     }
-    let mut rest = text;
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let number: f64 = rest[..number_len].parse().map_err(|_| bad())?;
-        rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            "d" => 86400e9,
-            _ => return Err(bad()),
-        };
-        total += number * scale;
-        rest = &rest[unit_len..];
-    }
-    Ok(total.round() as u64)
+    osprey_query::traceql::parse_duration(text)
+        .and_then(|ns| u64::try_from(ns).ok())
+        .ok_or_else(|| format!("{text:?} is not a duration like 300ms, 1.5s or 2m"))
 }
 
 /// An RFC 3339 time (any precision, any offset) in nanoseconds since the Unix epoch.

@@ -12,6 +12,7 @@ mod search;
 mod summary;
 pub mod traceql;
 mod traceql_search;
+pub mod traceql_tags;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

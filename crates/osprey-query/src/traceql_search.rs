@@ -7,7 +7,7 @@ use std::io;
 
 use osprey_model::otlp::ResourceSpans;
 use osprey_model::TraceId;
-use osprey_store::overlaps;
+use osprey_store::{overlaps, TraceQuery};
 
 use crate::combine::combine;
 use crate::traceql::eval::{evaluate, field_value};
@@ -74,7 +74,55 @@ impl Query {
     ) -> io::Result<(Vec<TraceMatch>, SearchStats)> {
         let filter = prefilter(&search.expr);
         let shown = shown_fields(&search.expr);
-        let range = (search.start_ns, search.end_ns);
+        let mut matches: Vec<TraceMatch> = Vec::new();
+        let mut inspected = 0;
+        let sources = self.whole_traces(
+            (search.start_ns, search.end_ns),
+            filter.as_ref(),
+            // Older sources cannot change the answer once `limit` matches start after they end.
+            |matches: &Vec<TraceMatch>, source_end| {
+                if search.limit == 0 || matches.len() < search.limit {
+                    return false;
+                }
+                let mut starts: Vec<u64> = matches.iter().map(|m| m.start_ns).collect();
+                starts.sort_unstable_by(|a, b| b.cmp(a));
+                starts[search.limit - 1] > source_end
+            },
+            &mut matches,
+            |matches, id, trace| {
+                inspected += 1;
+                if let Some(found) = evaluate_trace(search, &shown, *id, trace) {
+                    matches.push(found);
+                    // Only the newest `limit` are kept as a source is read.
+                    if matches.len() >= 4 * search.limit.max(1) {
+                        newest_first(matches, search.limit);
+                    }
+                }
+                true
+            },
+        )?;
+        let stats = SearchStats {
+            inspected_traces: inspected,
+            sources,
+        };
+        newest_first(&mut matches, search.limit);
+        Ok((matches, stats))
+    }
+}
+
+impl Query {
+    /// Hands `f` every trace overlapping `range` (with a span meeting `filter`, when given),
+    /// whole even when cut across sources, each once; sources newest first, and no older source
+    /// is read once `done(state, its end)` says so. `f` returns false to stop. Returns the number
+    /// of sources read.
+    pub(crate) fn whole_traces<S>(
+        &self,
+        range: (u64, u64),
+        filter: Option<&TraceQuery>,
+        done: impl Fn(&S, u64) -> bool,
+        state: &mut S,
+        mut f: impl FnMut(&mut S, &TraceId, &[ResourceSpans]) -> bool,
+    ) -> io::Result<u64> {
         let mut sources: Vec<_> = self
             .sources()
             .into_iter()
@@ -85,62 +133,47 @@ impl Query {
             .collect();
         sources.sort_by_key(|(r, _)| std::cmp::Reverse(r.1));
         let all: Vec<_> = sources.iter().map(|(_, s)| s.clone()).collect();
-        let mut stats = SearchStats::default();
-        let mut matches: Vec<TraceMatch> = Vec::new();
         let mut seen: HashSet<TraceId> = HashSet::new();
+        let mut read = 0;
         for (index, ((_, end), source)) in sources.iter().enumerate() {
-            // Older sources cannot change the answer once `limit` matches start after they end.
-            if search.limit > 0 && matches.len() >= search.limit {
-                let mut starts: Vec<u64> = matches.iter().map(|m| m.start_ns).collect();
-                starts.sort_unstable_by(|a, b| b.cmp(a));
-                if starts[search.limit - 1] > *end {
-                    break;
-                }
+            if done(state, *end) {
+                break;
             }
-            stats.sources += 1;
+            read += 1;
             let mut failure = None;
-            source.traces(
-                search.start_ns,
-                search.end_ns,
-                filter.as_ref(),
-                &mut |id, pieces| {
-                    if !seen.insert(*id) {
-                        return true;
-                    }
-                    stats.inspected_traces += 1;
-                    // A trace cut across sources is evaluated whole.
-                    let split = all
-                        .iter()
-                        .enumerate()
-                        .any(|(i, other)| i != index && other.may_hold(id));
-                    let trace = if split {
-                        match self.trace(id) {
-                            Ok(Some(trace)) => trace,
-                            Ok(None) => return true,
-                            Err(e) => {
-                                failure = Some(e);
-                                return false;
-                            }
-                        }
-                    } else {
-                        combine(pieces)
-                    };
-                    if let Some(found) = evaluate_trace(search, &shown, *id, &trace) {
-                        matches.push(found);
-                        // Only the newest `limit` are kept as a source is read.
-                        if matches.len() >= 4 * search.limit.max(1) {
-                            newest_first(&mut matches, search.limit);
+            let mut stopped = false;
+            source.traces(range.0, range.1, filter, &mut |id, pieces| {
+                if !seen.insert(*id) {
+                    return true;
+                }
+                // A trace cut across sources is evaluated whole.
+                let split = all
+                    .iter()
+                    .enumerate()
+                    .any(|(i, other)| i != index && other.may_hold(id));
+                let trace = if split {
+                    match self.trace(id) {
+                        Ok(Some(trace)) => trace,
+                        Ok(None) => return true,
+                        Err(e) => {
+                            failure = Some(e);
+                            return false;
                         }
                     }
-                    true
-                },
-            )?;
+                } else {
+                    combine(pieces)
+                };
+                stopped = !f(state, id, &trace);
+                !stopped
+            })?;
             if let Some(e) = failure {
                 return Err(e);
             }
+            if stopped {
+                break;
+            }
         }
-        newest_first(&mut matches, search.limit);
-        Ok((matches, stats))
+        Ok(read)
     }
 }
 

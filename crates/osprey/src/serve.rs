@@ -44,6 +44,9 @@ pub struct ServeArgs {
     /// Query API, health and metrics listen address.
     #[arg(long, env = "OSPREY_QUERY_ADDR", default_value = "0.0.0.0:16686")]
     pub query_addr: SocketAddr,
+    /// Tempo-compatible API listen address (Grafana's Tempo data source, TraceQL).
+    #[arg(long, env = "OSPREY_TEMPO_ADDR", default_value = "0.0.0.0:3200")]
+    pub tempo_addr: SocketAddr,
     /// When the write-ahead log is made durable.
     #[arg(long, env = "OSPREY_FSYNC", value_enum, default_value_t = Fsync::Always)]
     pub fsync: Fsync,
@@ -175,9 +178,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     ingester.metrics().register(&mut registry);
     let api_metrics = ApiMetrics::default();
     api_metrics.register(&mut registry);
-    let api = osprey_api::router(ApiState::new(tenants, Arc::new(registry), api_metrics));
+    let api_state = ApiState::new(tenants, Arc::new(registry), api_metrics);
+    let api = osprey_api::router(api_state.clone());
+    let tempo = osprey_api::tempo_router(api_state);
 
     let query_listener = bind(args.query_addr, "query").await?;
+    let tempo_listener = bind(args.tempo_addr, "Tempo API").await?;
     let http_listener = bind(args.otlp_http_addr, "OTLP/HTTP").await?;
     let grpc_listener = bind(args.otlp_grpc_addr, "OTLP/gRPC").await?;
 
@@ -201,6 +207,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .with_graceful_shutdown(shutdown_signal())
                 .await
                 .context("query server")
+        },
+        async {
+            axum::serve(tempo_listener.tap_io(no_delay), tempo)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+                .context("Tempo API server")
         },
         async {
             axum::serve(http_listener.tap_io(no_delay), http)

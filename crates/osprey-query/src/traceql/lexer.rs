@@ -296,7 +296,7 @@ impl Lexer<'_> {
     fn number(&mut self) -> Result<Tok, ParseError> {
         let start = self.at;
         let numeric = |c: char| c.is_ascii_digit() || c == '.';
-        let unit = |c: char| matches!(c, 'n' | 'u' | 'µ' | 'm' | 's' | 'h' | 'd' | 'w' | 'y');
+        let unit = |c: char| matches!(c, 'n' | 'u' | 'µ' | 'μ' | 'm' | 's' | 'h' | 'd' | 'w' | 'y');
         let mut end = self.at;
         let mut has_unit = false;
         for (i, c) in self.rest().char_indices() {
@@ -337,7 +337,8 @@ impl Lexer<'_> {
     }
 }
 
-/// `1h30m`, `1.5s`, `250ms`, `2d`: the sum of number-unit pairs, in nanoseconds.
+/// `1h30m`, `1.5s`, `250ms`, `2d`: the sum of number-unit pairs, in nanoseconds (Go's and
+/// Prometheus's duration units, `µs` in either spelling).
 pub fn parse_duration(text: &str) -> Option<i64> {
     let mut total = 0f64;
     let mut rest = text;
@@ -354,6 +355,7 @@ pub fn parse_duration(text: &str) -> Option<i64> {
             ("ns", 1.0),
             ("us", 1e3),
             ("µs", 1e3),
+            ("μs", 1e3),
             ("ms", 1e6),
             ("s", 1e9),
             ("m", 60e9),

@@ -12,7 +12,8 @@ mod value;
 use std::fmt;
 
 pub use ast::*;
-pub use parser::parse;
+pub use lexer::parse_duration;
+pub use parser::{parse, parse_field};
 pub use value::{duration_text, Value};
 
 /// Why a query could not be parsed: where (a byte offset, and the line and column a user sees) and

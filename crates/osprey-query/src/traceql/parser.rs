@@ -85,6 +85,19 @@ pub fn parse(text: &str) -> Result<Query, ParseError> {
     })
 }
 
+/// One attribute or intrinsic written alone (`resource.service.name`, `span:name`, `.x`,
+/// `status`), as the tag-value APIs name the tag they list.
+pub fn parse_field(text: &str) -> Result<FieldExpr, ParseError> {
+    let mut parser = Parser {
+        text,
+        tokens: tokens(text)?,
+        next: 0,
+    };
+    let field = parser.attribute_argument()?;
+    parser.expect_end()?;
+    Ok(field)
+}
+
 struct Parser<'a> {
     text: &'a str,
     tokens: Vec<Token>,

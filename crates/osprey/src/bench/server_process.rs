@@ -20,7 +20,7 @@ fn free_port() -> anyhow::Result<SocketAddr> {
 impl ServerProcess {
     /// Starts this same binary as `serve` on `data_dir` with `extra` flags, and waits until it is ready.
     pub async fn start(data_dir: &Path, extra: &[String]) -> anyhow::Result<ServerProcess> {
-        let (grpc, http, query) = (free_port()?, free_port()?, free_port()?);
+        let (grpc, http, query, tempo) = (free_port()?, free_port()?, free_port()?, free_port()?);
         let child = Command::new(std::env::current_exe()?)
             .arg("serve")
             .arg("--data-dir")
@@ -28,6 +28,7 @@ impl ServerProcess {
             .args(["--otlp-grpc-addr", &grpc.to_string()])
             .args(["--otlp-http-addr", &http.to_string()])
             .args(["--query-addr", &query.to_string()])
+            .args(["--tempo-addr", &tempo.to_string()])
             .args(extra)
             .env("OSPREY_LOG", "warn")
             .stdin(Stdio::null())
