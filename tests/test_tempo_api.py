@@ -205,3 +205,40 @@ def test_tenants_see_only_their_own(osprey):
     assert get(osprey, "/api/search", params={"q": "{ }"}, headers=other).json()["traces"] == []
     assert get(osprey, "/api/search", params={"q": "{ }"}).json()["traces"] != []
     assert get(osprey, "/api/search", params={"q": "{ }"}, headers={"X-Scope-OrgID": "bad/tenant"}).status_code == 400
+
+
+def test_metrics_query_range_and_instant(stored):
+    server, _ = stored
+    base_s = BASE_NS // 1_000_000_000
+    window = {"start": base_s - 5, "end": base_s + 10}
+    response = get(server, "/api/metrics/query_range",
+                   params={"q": "{ } | count_over_time() by (resource.service.name)", "step": "5s", **window})
+    assert response.status_code == 200, response.text
+    series = {s["labels"][0]["value"]["stringValue"]: s for s in response.json()["series"]}
+    assert [s["labels"][0]["key"] for s in series.values()] == ["resource.service.name"] * 2
+    # Intervals are right-closed and stamped with their end: (-5 s, 0], (0, 5 s], (5 s, 10 s].
+    assert [(p["timestampMs"], p["value"]) for p in series["gateway"]["samples"]] == [
+        (str((base_s + t) * 1000), 1) for t in (0, 5, 10)]
+    assert [p["value"] for p in series["payments"]["samples"]] == [0, 1, 1]
+
+    rate = get(server, "/api/metrics/query_range", params={"q": "{ } | rate()", "step": "5", **window}).json()
+    assert rate["series"][0]["labels"] == [{"key": "__name__", "value": {"stringValue": "rate"}}]
+    assert [p["value"] for p in rate["series"][0]["samples"]] == [0.2, 0.4, 0.4]
+
+    quantiles = get(server, "/api/metrics/query_range", params={
+        "q": '{ resource.service.name = "payments" } | quantile_over_time(duration, .99)', "step": "15s", **window}).json()
+    assert {"key": "p", "value": {"doubleValue": 0.99}} in quantiles["series"][0]["labels"]
+    assert 1.0 < quantiles["series"][0]["samples"][0]["value"] <= 2.147483648
+
+    instant = get(server, "/api/metrics/query", params={"q": "{ status = error } | count_over_time()", **window})
+    assert instant.status_code == 200, instant.text
+    assert [s["value"] for s in instant.json()["series"]] == [1]
+
+    for params, message in [
+        ({"q": "{ }"}, "metrics query"),
+        ({"q": "{ } | rate(", **window}, "parse error at line 1, col 12"),
+        ({"q": "{ } | rate()", "step": "1ms", **window}, "invalid step"),
+        ({"q": "{ } | rate()", "start": base_s + 10, "end": base_s}, "invalid start"),
+    ]:
+        response = get(server, "/api/metrics/query_range", params=params)
+        assert response.status_code == 400 and message in response.text, (params, response.text)

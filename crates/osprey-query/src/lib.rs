@@ -11,6 +11,7 @@ mod combine;
 mod search;
 mod summary;
 pub mod traceql;
+mod traceql_metrics;
 mod traceql_search;
 pub mod traceql_tags;
 
@@ -22,6 +23,7 @@ use osprey_store::{SpanSource, Store};
 pub use aggregate::{Edge, OperationTotals, Percentiles, Red, RedPoint, ServiceGraph, ServiceNode};
 pub use osprey_store::TraceQuery;
 pub use summary::{ServiceCount, TraceSummary};
+pub use traceql_metrics::{default_step, MetricsRequest, Series};
 pub use traceql_search::{MatchedSpan, MatchedSpanset, SearchStats, TraceMatch, TraceqlSearch};
 
 /// The read side of one tenant's store.

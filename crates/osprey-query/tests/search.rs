@@ -309,3 +309,123 @@ fn traceql_evaluates_whole_traces_wherever_their_spans_are() {
         );
     });
 }
+
+#[test]
+fn traceql_metrics_count_spans_per_interval() {
+    use osprey_query::traceql::{parse, Root, Value};
+    use osprey_query::{MetricsRequest, Series};
+    // Spans start at 0–3.5 s (times in ms): gateway at 0.5, 1.5, 2.5 s; db at 0.6 (80 ms),
+    // 1.6 (200 ms) and 2.6 s (900 ms).
+    let batches = [
+        request(
+            "gateway",
+            vec![
+                span(1, 1, None, "GET /", 500, 1000),
+                span(2, 3, None, "GET /", 1500, 1000),
+                span(3, 5, None, "GET /", 2500, 1000),
+            ],
+        ),
+        request(
+            "db",
+            vec![
+                span(1, 2, Some(1), "SELECT", 600, 80),
+                span(2, 4, Some(3), "SELECT", 1600, 200),
+                span(3, 6, Some(5), "INSERT", 2600, 900),
+            ],
+        ),
+    ];
+    for_each_state(&batches, |query| {
+        let run = |q: &str, instant: bool| -> Vec<Series> {
+            let Root::Metrics(query_) = parse(q).unwrap().root else {
+                panic!("{q}")
+            };
+            query
+                .traceql_metrics(
+                    &MetricsRequest {
+                        query: query_,
+                        start_ns: 0,
+                        end_ns: 3_000_000_000,
+                        step_ns: 1_000_000_000,
+                        instant,
+                    }
+                    .aligned(),
+                )
+                .unwrap()
+        };
+        let label = |s: &Series, key: &str| {
+            s.labels
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+        };
+        let rate = run("{ } | rate()", false);
+        assert_eq!(rate.len(), 1);
+        assert_eq!(label(&rate[0], "__name__"), Some(Value::Str("rate".into())));
+        assert_eq!(rate[0].values, [2.0, 2.0, 2.0]);
+
+        let by_service = run("{ } | count_over_time() by (resource.service.name)", false);
+        assert_eq!(by_service.len(), 2);
+        assert_eq!(
+            label(&by_service[0], "resource.service.name"),
+            Some(Value::Str("db".into()))
+        );
+        assert_eq!(by_service[0].values, [1.0, 1.0, 1.0]);
+
+        let slowest = run(
+            r#"{ resource.service.name = "db" } | max_over_time(duration)"#,
+            false,
+        );
+        assert_eq!(slowest[0].values, [0.08, 0.2, 0.9]);
+        let instant = run(
+            r#"{ resource.service.name = "db" } | avg_over_time(duration)"#,
+            true,
+        );
+        assert_eq!(instant[0].values.len(), 1);
+        assert!((instant[0].values[0] - (0.08 + 0.2 + 0.9) / 3.0).abs() < 1e-9);
+
+        // Power-of-two buckets of durations, in seconds: 80 ms falls in (2^26, 2^27] ns.
+        let histogram = run(
+            r#"{ name = "SELECT" } | histogram_over_time(duration)"#,
+            false,
+        );
+        let buckets: Vec<f64> = histogram
+            .iter()
+            .map(|s| match label(s, "__bucket") {
+                Some(Value::Float(b)) => b,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert!(
+            buckets.iter().any(|b| (b - 0.134217728).abs() < 1e-12),
+            "{buckets:?}"
+        );
+        let p = run(
+            r#"{ name = "SELECT" } | quantile_over_time(duration, .5)"#,
+            true,
+        );
+        assert_eq!(label(&p[0], "p"), Some(Value::Float(0.5)));
+        assert!(
+            p[0].values[0] > 0.06 && p[0].values[0] <= 0.134217728,
+            "{p:?}"
+        );
+
+        let top = run("{ } | count_over_time() by (name) | topk(1)", true);
+        assert_eq!(top.len(), 1);
+        assert_eq!(label(&top[0], "name"), Some(Value::Str("GET /".into())));
+        assert_eq!(run("{ } | count_over_time() by (name) > 2", true).len(), 1);
+
+        let compare = run(r#"{ } | compare({ name = "INSERT" })"#, true);
+        let selected: Vec<&Series> = compare
+            .iter()
+            .filter(|s| label(s, "__meta_type") == Some(Value::Str("selection".into())))
+            .collect();
+        assert!(selected
+            .iter()
+            .any(|s| label(s, "name") == Some(Value::Str("INSERT".into())) && s.values == [1.0]));
+        assert!(compare.iter().any(|s| {
+            label(s, "__meta_type") == Some(Value::Str("baseline_total".into()))
+                && label(s, "resource.service.name") == Some(Value::Nil)
+                && s.values == [5.0]
+        }));
+    });
+}

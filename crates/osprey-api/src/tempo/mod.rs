@@ -1,8 +1,10 @@
 //! Grafana Tempo's HTTP API (port 3200 by default), so Grafana's Tempo data source works against
 //! Osprey by URL alone: readiness and echo, build info, trace by id (v1 and v2, JSON or protobuf
-//! by `Accept`), TraceQL search (and the legacy tag search), tags and tag values (v1 and v2).
+//! by `Accept`), TraceQL search (and the legacy tag search), tags and tag values (v1 and v2),
+//! TraceQL metrics (range and instant).
 //! Errors are plain text with the HTTP status, as Tempo answers them.
 
+mod metrics;
 mod search;
 mod tags;
 mod traces;
@@ -24,6 +26,7 @@ pub fn routes() -> Router<ApiState> {
         .merge(traces::routes())
         .merge(search::routes())
         .merge(tags::routes())
+        .merge(metrics::routes())
 }
 
 async fn buildinfo() -> Json<Json_> {

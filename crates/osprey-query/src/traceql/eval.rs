@@ -239,7 +239,8 @@ struct At<'t> {
     link: Option<&'t Link>,
 }
 
-fn span_matches(filter: &FieldExpr, trace: &TraceView, span: usize) -> bool {
+/// Whether one span meets a filter's condition (for some event and link, when it names them).
+pub fn span_matches(filter: &FieldExpr, trace: &TraceView, span: usize) -> bool {
     let (mut events, mut links) = (false, false);
     filter.visit_fields(&mut |f| match f {
         FieldExpr::Attribute(a) if !a.parent => {

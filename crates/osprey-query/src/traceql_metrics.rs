@@ -1,0 +1,529 @@
+//! TraceQL metrics (`{…} | rate() by (…)` and the other `*_over_time` functions, `compare`,
+//! `topk`/`bottomk` and filters): time series computed from the spans a pipeline selects, as Tempo
+//! computes them. Intervals are right-closed, `(start + i·step, start + (i+1)·step]`, stamped
+//! with their end; durations count in seconds; quantiles and histograms use power-of-two buckets.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+
+use crate::traceql::eval::{evaluate, field_value, span_matches};
+use crate::traceql::pushdown::prefilter;
+use crate::traceql::trace::TraceView;
+use crate::traceql::{FieldExpr, Intrinsic, MetricsFunction, MetricsQuery, SecondStage, Value};
+use crate::Query;
+
+/// What a metrics query asks.
+#[derive(Debug, Clone)]
+pub struct MetricsRequest {
+    pub query: MetricsQuery,
+    /// Unix nanoseconds; aligned to the step for range queries.
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub step_ns: u64,
+    /// One value over the whole range (`/api/metrics/query`).
+    pub instant: bool,
+}
+
+/// One series: its labels (Tempo's: the `by` attributes, or `__name__` with the function; `p`
+/// for quantiles, `__bucket` for histograms, `__meta_type` for compare) and a value per interval
+/// (NaN: no value).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub labels: Vec<(String, Value)>,
+    pub values: Vec<f64>,
+}
+
+/// The step Tempo picks when none is given: about 240 points, rounded down to a whole hour,
+/// 5 minutes, minute, 15 s, 5 s or second (50 ms steps under a minute).
+pub fn default_step(start_ns: u64, end_ns: u64) -> u64 {
+    const SECOND: u64 = 1_000_000_000;
+    let delta = end_ns.saturating_sub(start_ns);
+    let baseline = delta / 240;
+    if delta < 60 * SECOND {
+        let g = 50_000_000;
+        return if baseline > g { baseline / g * g } else { g };
+    }
+    for g in [
+        3600 * SECOND,
+        300 * SECOND,
+        60 * SECOND,
+        15 * SECOND,
+        5 * SECOND,
+        SECOND,
+    ] {
+        if baseline > g {
+            return baseline / g * g;
+        }
+    }
+    SECOND
+}
+
+impl MetricsRequest {
+    /// Aligns a range query's bounds to its step, as Tempo does.
+    pub fn aligned(mut self) -> MetricsRequest {
+        if !self.instant {
+            let step = self.step_ns.max(1);
+            self.start_ns -= self.start_ns % step;
+            self.end_ns = self.end_ns.div_ceil(step).saturating_mul(step);
+        }
+        self
+    }
+
+    pub fn intervals(&self) -> usize {
+        if self.instant {
+            1
+        } else {
+            ((self.end_ns - self.start_ns) / self.step_ns.max(1)) as usize
+        }
+    }
+
+    /// The interval a span starting at `ts` counts in, if any.
+    fn interval(&self, ts: u64) -> Option<usize> {
+        if ts <= self.start_ns || ts > self.end_ns {
+            return None;
+        }
+        if self.instant {
+            return Some(0);
+        }
+        Some(((ts - self.start_ns - 1) / self.step_ns.max(1)) as usize)
+    }
+
+    /// The time (unix milliseconds) a value of interval `i` is stamped with: its end.
+    pub fn timestamp_ms(&self, i: usize) -> i64 {
+        let end = if self.instant {
+            self.end_ns
+        } else {
+            self.start_ns + (i as u64 + 1) * self.step_ns
+        };
+        (end / 1_000_000) as i64
+    }
+}
+
+/// Per series key: a count, sum, min, max or histogram per interval.
+#[derive(Default)]
+struct Cells {
+    counts: Vec<f64>,
+    sums: Vec<f64>,
+    mins: Vec<f64>,
+    maxes: Vec<f64>,
+    /// Power-of-two bucket (its upper bound) → count, per interval.
+    buckets: Vec<BTreeMap<u64, u64>>,
+}
+
+impl Cells {
+    fn new(n: usize) -> Cells {
+        Cells {
+            counts: vec![0.0; n],
+            sums: vec![0.0; n],
+            mins: vec![f64::NAN; n],
+            maxes: vec![f64::NAN; n],
+            buckets: vec![BTreeMap::new(); n],
+        }
+    }
+
+    fn add(&mut self, i: usize, value: f64) {
+        self.counts[i] += 1.0;
+        self.sums[i] += value;
+        self.mins[i] = if self.mins[i].is_nan() {
+            value
+        } else {
+            self.mins[i].min(value)
+        };
+        self.maxes[i] = if self.maxes[i].is_nan() {
+            value
+        } else {
+            self.maxes[i].max(value)
+        };
+    }
+}
+
+/// Series by their labels (values hold floats, so the map is keyed by the labels' text).
+type SeriesCells = HashMap<String, (Vec<(String, Value)>, Cells)>;
+
+fn cell(cells: &mut SeriesCells, labels: Vec<(String, Value)>, n: usize) -> &mut Cells {
+    let key = format!("{labels:?}");
+    &mut cells
+        .entry(key)
+        .or_insert_with(|| (labels, Cells::new(n)))
+        .1
+}
+
+/// A value as a metrics number: durations in seconds.
+fn number(value: &Value) -> Option<f64> {
+    match value {
+        Value::Duration(ns) => Some(*ns as f64 / 1e9),
+        other => other.as_f64(),
+    }
+}
+
+/// The power-of-two bucket of a value (durations in nanoseconds), as Tempo's `Log2Bucketize`.
+fn log2_bucket(v: u64) -> u64 {
+    if v < 2 {
+        return 1;
+    }
+    1u64 << (64 - (v - 1).leading_zeros()).min(63)
+}
+
+/// The `p` quantile of power-of-two buckets, interpolated exponentially within a bucket.
+fn log2_quantile(p: f64, buckets: &BTreeMap<u64, u64>) -> f64 {
+    let total: u64 = buckets.values().sum();
+    if total == 0 {
+        return f64::NAN;
+    }
+    let wanted = ((p * total as f64).ceil() as u64).max(1);
+    let bounds: Vec<(u64, u64)> = buckets.iter().map(|(b, c)| (*b, *c)).collect();
+    let mut seen = 0;
+    for (i, &(bound, count)) in bounds.iter().enumerate() {
+        if seen + count >= wanted {
+            if seen + count == wanted {
+                return bound as f64;
+            }
+            let fraction = (wanted - seen) as f64 / count as f64;
+            let max = (bound as f64).log2();
+            let min = if i > 0 {
+                (bounds[i - 1].0 as f64).log2()
+            } else {
+                max - 1.0
+            };
+            return 2f64.powf(min + (max - min) * fraction);
+        }
+        seen += count;
+    }
+    bounds.last().map_or(f64::NAN, |b| b.0 as f64)
+}
+
+impl Query {
+    /// The series of a metrics query over the request's range.
+    pub fn traceql_metrics(&self, request: &MetricsRequest) -> io::Result<Vec<Series>> {
+        let query = &request.query;
+        let n = request.intervals();
+        let filter = prefilter(&query.pipeline);
+        let mut cells: SeriesCells = HashMap::new();
+        let name = function_name(&query.function);
+        let by_labels: Vec<String> = query.by.iter().map(field_text).collect();
+        let compare = match &query.function {
+            MetricsFunction::Compare {
+                selection,
+                start_s,
+                end_s,
+                ..
+            } => Some((selection, *start_s, *end_s)),
+            _ => None,
+        };
+        // Spans may start before a trace that overlaps the range: read traces that overlap it.
+        let range = (request.start_ns, request.end_ns);
+        self.whole_traces(
+            range,
+            filter.as_ref(),
+            |_: &(), _| false,
+            &mut (),
+            |_, _, trace| {
+                let view = TraceView::new(trace);
+                let mut selected: Vec<usize> = evaluate(&query.pipeline, &view)
+                    .into_iter()
+                    .flat_map(|set| set.spans)
+                    .collect();
+                selected.sort_unstable();
+                selected.dedup();
+                for i in selected {
+                    let Some(interval) = request.interval(view.spans[i].span.start_time_unix_nano)
+                    else {
+                        continue;
+                    };
+                    if let Some((selection, start_s, end_s)) = compare {
+                        compare_span(
+                            &mut cells,
+                            n,
+                            &view,
+                            i,
+                            interval,
+                            selection,
+                            (start_s, end_s),
+                        );
+                        continue;
+                    }
+                    let mut labels: Vec<(String, Value)> = query
+                        .by
+                        .iter()
+                        .zip(&by_labels)
+                        .map(|(f, label)| (label.clone(), field_value(f, &view, i)))
+                        .filter(|(_, v)| !v.is_nil())
+                        .collect();
+                    if query.by.is_empty() {
+                        labels.push(("__name__".into(), Value::Str(name.into())));
+                    } else if labels.is_empty() {
+                        continue;
+                    }
+                    let value = match &query.function {
+                        MetricsFunction::Rate | MetricsFunction::CountOverTime => Some(1.0),
+                        MetricsFunction::MinOverTime(f)
+                        | MetricsFunction::MaxOverTime(f)
+                        | MetricsFunction::SumOverTime(f)
+                        | MetricsFunction::AvgOverTime(f)
+                        | MetricsFunction::QuantileOverTime(f, _)
+                        | MetricsFunction::HistogramOverTime(f) => {
+                            let v = field_value(f, &view, i);
+                            let raw = match v {
+                                Value::Duration(ns) => Some(ns.max(0) as u64),
+                                ref other => other.as_f64().map(|x| x.max(0.0) as u64),
+                            };
+                            if let Some(raw) = raw {
+                                let buckets = &mut cell(&mut cells, labels.clone(), n).buckets;
+                                *buckets[interval].entry(log2_bucket(raw)).or_default() += 1;
+                            }
+                            number(&v)
+                        }
+                        MetricsFunction::Compare { .. } => unreachable!("handled above"),
+                    };
+                    if let Some(value) = value {
+                        cell(&mut cells, labels, n).add(interval, value);
+                    }
+                }
+                true
+            },
+        )?;
+        let mut series = match &query.function {
+            MetricsFunction::Compare { top, .. } => compare_series(cells, *top),
+            function => finish(function, cells, request),
+        };
+        for stage in &query.second_stage {
+            apply_second_stage(stage, &mut series, n);
+        }
+        series.retain(|s| s.values.iter().any(|v| !v.is_nan()));
+        series.sort_by(|a, b| format!("{:?}", a.labels).cmp(&format!("{:?}", b.labels)));
+        Ok(series)
+    }
+}
+
+fn function_name(function: &MetricsFunction) -> &'static str {
+    match function {
+        MetricsFunction::Rate => "rate",
+        MetricsFunction::CountOverTime => "count_over_time",
+        MetricsFunction::MinOverTime(_) => "min_over_time",
+        MetricsFunction::MaxOverTime(_) => "max_over_time",
+        MetricsFunction::SumOverTime(_) => "sum_over_time",
+        MetricsFunction::AvgOverTime(_) => "avg_over_time",
+        MetricsFunction::QuantileOverTime(..) => "quantile_over_time",
+        MetricsFunction::HistogramOverTime(_) => "histogram_over_time",
+        MetricsFunction::Compare { .. } => "compare",
+    }
+}
+
+/// An attribute or intrinsic as a query writes it (`resource.service.name`, `span:name`).
+fn field_text(field: &FieldExpr) -> String {
+    match field {
+        FieldExpr::Attribute(a) => a.to_string(),
+        FieldExpr::Intrinsic(i) => i.name().to_string(),
+        _ => String::new(),
+    }
+}
+
+fn finish(function: &MetricsFunction, cells: SeriesCells, request: &MetricsRequest) -> Vec<Series> {
+    let step_s = if request.instant {
+        (request.end_ns - request.start_ns) as f64 / 1e9
+    } else {
+        request.step_ns as f64 / 1e9
+    };
+    let duration_scale = |f: &FieldExpr| {
+        // Buckets of durations hold nanoseconds; answers are in seconds.
+        if matches!(
+            f,
+            FieldExpr::Intrinsic(
+                Intrinsic::Duration | Intrinsic::TraceDuration | Intrinsic::EventTimeSinceStart
+            )
+        ) {
+            1e-9
+        } else {
+            1.0
+        }
+    };
+    let mut out = Vec::new();
+    for (labels, c) in cells.into_values() {
+        let series = |values: Vec<f64>| Series {
+            labels: labels.clone(),
+            values,
+        };
+        match function {
+            MetricsFunction::Rate => {
+                out.push(series(c.counts.iter().map(|n| n / step_s).collect()))
+            }
+            MetricsFunction::CountOverTime => out.push(series(c.counts.clone())),
+            MetricsFunction::SumOverTime(_) => out.push(series(
+                c.counts
+                    .iter()
+                    .zip(&c.sums)
+                    .map(|(n, s)| if *n > 0.0 { *s } else { f64::NAN })
+                    .collect(),
+            )),
+            MetricsFunction::AvgOverTime(_) => out.push(series(
+                c.counts
+                    .iter()
+                    .zip(&c.sums)
+                    .map(|(n, s)| if *n > 0.0 { s / n } else { f64::NAN })
+                    .collect(),
+            )),
+            MetricsFunction::MinOverTime(_) => out.push(series(c.mins.clone())),
+            MetricsFunction::MaxOverTime(_) => out.push(series(c.maxes.clone())),
+            MetricsFunction::QuantileOverTime(f, quantiles) => {
+                let scale = duration_scale(f);
+                for q in quantiles {
+                    let mut labels = labels.clone();
+                    labels.push(("p".into(), Value::Float(*q)));
+                    out.push(Series {
+                        labels,
+                        values: c
+                            .buckets
+                            .iter()
+                            .map(|b| log2_quantile(*q, b) * scale)
+                            .collect(),
+                    });
+                }
+            }
+            MetricsFunction::HistogramOverTime(f) => {
+                let scale = duration_scale(f);
+                let bounds: std::collections::BTreeSet<u64> =
+                    c.buckets.iter().flat_map(|b| b.keys().copied()).collect();
+                for bound in bounds {
+                    let mut labels = labels.clone();
+                    labels.push(("__bucket".into(), Value::Float(bound as f64 * scale)));
+                    out.push(Series {
+                        labels,
+                        values: c
+                            .buckets
+                            .iter()
+                            .map(|b| b.get(&bound).map_or(0.0, |n| *n as f64))
+                            .collect(),
+                    });
+                }
+            }
+            MetricsFunction::Compare { .. } => unreachable!("compare has its own series"),
+        }
+    }
+    out
+}
+
+/// `compare`: counts every attribute value of the selected spans (`selection`) and of the rest
+/// (`baseline`), and the totals of each attribute, per interval.
+fn compare_span(
+    cells: &mut SeriesCells,
+    n: usize,
+    view: &TraceView,
+    i: usize,
+    interval: usize,
+    selection: &FieldExpr,
+    window_s: (i64, i64),
+) {
+    let s = &view.spans[i];
+    let start_s = (s.span.start_time_unix_nano / 1_000_000_000) as i64;
+    let in_window = window_s == (0, 0) || (start_s >= window_s.0 && start_s < window_s.1);
+    let selected = in_window && span_matches(selection, view, i);
+    let (kind, total) = if selected {
+        ("selection", "selection_total")
+    } else {
+        ("baseline", "baseline_total")
+    };
+    let mut attributes: Vec<(String, Value)> = Vec::new();
+    for kv in &s.span.attributes {
+        attributes.push((
+            format!("span.{}", kv.key),
+            Value::from_any(kv.value.as_ref().and_then(|v| v.value.as_ref())),
+        ));
+    }
+    for kv in s
+        .resource
+        .map(|r| r.attributes.as_slice())
+        .unwrap_or_default()
+    {
+        attributes.push((
+            format!("resource.{}", kv.key),
+            Value::from_any(kv.value.as_ref().and_then(|v| v.value.as_ref())),
+        ));
+    }
+    for intrinsic in [
+        Intrinsic::Name,
+        Intrinsic::Status,
+        Intrinsic::Kind,
+        Intrinsic::StatusMessage,
+    ] {
+        let value = field_value(&FieldExpr::Intrinsic(intrinsic), view, i);
+        attributes.push((intrinsic.name().to_string(), value));
+    }
+    for (key, value) in attributes {
+        if value.is_nil() || matches!(value, Value::Array(_)) {
+            continue;
+        }
+        let meta = |t: &str| ("__meta_type".to_string(), Value::Str(t.into()));
+        cell(cells, vec![meta(kind), (key.clone(), value)], n).add(interval, 1.0);
+        cell(cells, vec![meta(total), (key, Value::Nil)], n).add(interval, 1.0);
+    }
+}
+
+/// The `top` most frequent values of each attribute, for selection and baseline, and the totals.
+fn compare_series(cells: SeriesCells, top: usize) -> Vec<Series> {
+    let mut by_attribute: BTreeMap<(String, String), Vec<(f64, Series)>> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (labels, c) in cells.into_values() {
+        let kind = labels[0].1.to_string();
+        let key = labels[1].0.clone();
+        // Totals keep the attribute's key with no value, as Tempo labels them.
+        let series = Series {
+            labels,
+            values: c
+                .counts
+                .iter()
+                .map(|n| if *n > 0.0 { *n } else { f64::NAN })
+                .collect(),
+        };
+        if kind.ends_with("_total") {
+            out.push(series);
+        } else {
+            let total: f64 = c.counts.iter().sum();
+            by_attribute
+                .entry((kind, key))
+                .or_default()
+                .push((total, series));
+        }
+    }
+    for (_, mut values) in by_attribute {
+        values.sort_by(|a, b| b.0.total_cmp(&a.0));
+        out.extend(values.into_iter().take(top).map(|(_, s)| s));
+    }
+    out
+}
+
+fn apply_second_stage(stage: &SecondStage, series: &mut [Series], n: usize) {
+    match stage {
+        SecondStage::Filter(op, threshold) => {
+            let threshold = Value::Float(*threshold);
+            for s in series.iter_mut() {
+                for v in s.values.iter_mut() {
+                    if !v.is_nan() && !Value::Float(*v).compare(*op, &threshold) {
+                        *v = f64::NAN;
+                    }
+                }
+            }
+        }
+        SecondStage::TopK(k) | SecondStage::BottomK(k) => {
+            let top = matches!(stage, SecondStage::TopK(_));
+            // At each interval only the k highest (lowest) values stay, as Prometheus's topk.
+            for i in 0..n {
+                let mut ranked: Vec<(f64, usize)> = series
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| !s.values[i].is_nan())
+                    .map(|(j, s)| (s.values[i], j))
+                    .collect();
+                ranked.sort_by(|a, b| {
+                    if top {
+                        b.0.total_cmp(&a.0)
+                    } else {
+                        a.0.total_cmp(&b.0)
+                    }
+                });
+                for &(_, j) in ranked.iter().skip(*k) {
+                    series[j].values[i] = f64::NAN;
+                }
+            }
+        }
+    }
+}
