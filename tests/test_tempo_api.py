@@ -2,11 +2,14 @@
 head and from blocks alike, TraceQL included."""
 
 import base64
+import json
+import subprocess
 
 import pytest
 import requests
 
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+from conftest import OSPREY_BIN
 from spans import BASE_NS, new_trace_id, request, span
 from test_blocks import CUT_FAST, post, wait_until_in_blocks
 
@@ -242,3 +245,22 @@ def test_metrics_query_range_and_instant(stored):
     ]:
         response = get(server, "/api/metrics/query_range", params=params)
         assert response.status_code == 400 and message in response.text, (params, response.text)
+
+
+def test_osprey_query_prints_matching_traces(osprey):
+    slow, _, login = shop(osprey)
+
+    def query(*args):
+        return subprocess.run([str(OSPREY_BIN), "query", *args, "--server", osprey.tempo_url],
+                              capture_output=True, text=True, timeout=60)
+
+    table = query("{ status = error }")
+    assert table.returncode == 0, table.stderr
+    header, row = table.stdout.splitlines()
+    assert header.split() == ["TRACE", "ID", "START", "DURATION", "ROOT", "SERVICE", "ROOT", "NAME", "MATCHED", "SPANS"]
+    assert row.startswith(login) and "gateway" in row and "POST /login" in row and "40.0 ms" in row
+    answer = json.loads(query('{ duration > 1s && resource.service.name = "payments" }', "--json").stdout)
+    assert [t["traceID"] for t in answer["traces"]] == [slow.lstrip("0")]
+    assert query("{ } ", "--since", "1h").stdout == "no traces match\n"
+    bad = query("{ .a = }")
+    assert bad.returncode != 0 and "parse error at line 1, col 8" in bad.stderr

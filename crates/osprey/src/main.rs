@@ -1,4 +1,4 @@
-//! The `osprey` binary: `serve` (the default), `trace`, `blocks` and `bench`.
+//! The `osprey` binary: `serve` (the default), `trace`, `query`, `blocks` and `bench`.
 
 mod bench;
 mod blocks;
@@ -6,6 +6,7 @@ mod client;
 mod config;
 mod serve;
 mod trace_tree;
+mod traceql_query;
 mod units;
 
 use clap::{Parser, Subcommand};
@@ -16,7 +17,7 @@ use clap::{Parser, Subcommand};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Osprey: a distributed tracing backend in one binary. Takes OTLP (gRPC and HTTP), keeps spans durably,
-/// shows them in its web UI (port 16686) and answers the Jaeger query APIs.
+/// shows them in its web UI (port 16686) and answers the Jaeger (16686) and Tempo (3200) query APIs.
 #[derive(Parser)]
 #[command(name = "osprey", version, propagate_version = true)]
 struct Cli {
@@ -33,6 +34,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Print one trace as an indented tree: service, operation, start offset, duration, a bar, errors.
     Trace(trace_tree::TraceArgs),
+    /// Find traces with a TraceQL query: a table of the matching traces, newest first.
+    Query(traceql_query::QueryArgs),
     /// List the blocks in the store: time range, spans, traces, bytes.
     Blocks(blocks::BlocksArgs),
     /// Measure Osprey on this machine.
@@ -57,6 +60,7 @@ fn main() -> anyhow::Result<()> {
         None => runtime.block_on(serve::run(cli.serve)),
         Some(Command::Serve(args)) => runtime.block_on(serve::run(args)),
         Some(Command::Trace(args)) => runtime.block_on(trace_tree::run(args)),
+        Some(Command::Query(args)) => runtime.block_on(traceql_query::run(args)),
         Some(Command::Blocks(args)) => runtime.block_on(blocks::run(args)),
         Some(Command::Bench(command)) => runtime.block_on(bench::run(command)),
     }
