@@ -119,7 +119,7 @@ def test_search_finds_the_slow_checkout(ui, page):
     server, _, ids = ui
     open_search_form(page, server, "gateway")
     page.fill("input[name=minDuration]", "1s")
-    page.click("button[type=submit]")
+    page.click("form[aria-label='Find traces'] button[type=submit]")
     page.wait_for_selector("tr.result")
     assert "service=gateway" in page.url and "minDuration=1s" in page.url
     assert page.locator("tr.result").evaluate_all("rows => rows.map(r => r.dataset.trace)") == [ids["slow"]]
@@ -138,6 +138,34 @@ def test_search_finds_the_slow_checkout(ui, page):
     page.locator(f"svg.scatter circle[data-trace='{ids['slow']}']").click()
     page.wait_for_selector("#view[data-ready='true']")
     assert page.url.endswith(f"/trace/{ids['slow']}")
+
+
+def test_traceql_box_finds_traces_and_points_at_errors(ui, page):
+    server, _, ids = ui
+    page.goto(f"{server.query_url}/search")
+    page.fill("textarea[name=q]", '{ resource.service.name = "payments" } > { span.db.system = "postgresql" && duration > 1s }')
+    page.click("form.traceql button[type=submit]")
+    page.wait_for_selector("tr.result")
+    assert "q=" in page.url and "lookback=1h" in page.url
+    assert page.locator("tr.result").evaluate_all("rows => rows.map(r => r.dataset.trace)") == [ids["slow"]]
+    matched = page.locator("tr.result .matched-span").inner_text()
+    assert "database" in matched and "SELECT payments" in matched and "db.system=postgresql" in matched
+    shot(page, "search-traceql")
+
+    # Reloading the URL runs the query again; the box keeps it.
+    page.goto(page.url)
+    page.wait_for_selector("tr.result")
+    assert "db.system" in page.input_value("textarea[name=q]")
+
+    page.fill("textarea[name=q]", "{ status = error } | count() >")
+    page.press("textarea[name=q]", "Control+Enter")
+    page.wait_for_selector(".traceql-error")
+    error = page.locator(".traceql-error").inner_text()
+    assert "{ status = error } | count() >\n" + " " * 30 + "^" in error, error
+    assert "line 1, column 31" in error and "found the end of the query" in error
+    shot(page, "search-traceql-error")
+    # The browser logs the 400 it was meant to get.
+    page.problems[:] = [p for p in page.problems if "status of 400" not in p]
 
 
 def test_trace_view_shows_order_critical_path_and_bottleneck(ui, page):
@@ -299,7 +327,7 @@ def test_custom_time_range(ui, page):
     from_local = "new Date(Date.now() - 3600e3 - new Date().getTimezoneOffset() * 60e3).toISOString().slice(0, 19)"
     page.fill("input[name=start]", page.evaluate(from_local))
     page.fill("input[name=end]", page.evaluate(to_local))
-    page.click("button[type=submit]")
+    page.click("form[aria-label='Find traces'] button[type=submit]")
     page.wait_for_selector(".notice")
     assert "lookback=custom" in page.url and "start=" in page.url and "end=" in page.url
     # ...and the URL, shared, reproduces the search; a range around now finds all three.

@@ -156,6 +156,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(jaeger_v1::routes())
         .merge(jaeger_v3::routes())
         .merge(native::routes())
+        .merge(tempo::native_routes())
         .merge(ui::routes())
         .merge(ops::routes())
         .layer(axum::middleware::from_fn(tenant_layer))

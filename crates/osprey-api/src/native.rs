@@ -24,7 +24,7 @@ pub fn routes() -> Router<ApiState> {
 
 /// The window of an aggregate: `start`/`end` in microseconds (the Jaeger UI's unit), or the `lookback`
 /// (a Go duration, default 1h) before `end` (default now).
-fn window(params: &Params) -> Result<(u64, u64), String> {
+pub(crate) fn window(params: &Params) -> Result<(u64, u64), String> {
     let micros = |v: &str| params::unsigned(v).map(|us| us.saturating_mul(1000));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -124,7 +124,7 @@ async fn red(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Respon
 }
 
 /// Errors as `{"error": "message"}`.
-struct Native;
+pub(crate) struct Native;
 
 impl ErrorForm for Native {
     fn error(status: StatusCode, message: String) -> Response {

@@ -31,6 +31,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     js!("format.js"),
     js!("charts.js"),
     js!("search.js"),
+    js!("traceql.js"),
     js!("trace.js"),
     js!("timeline.js"),
     js!("map.js"),

@@ -6,6 +6,8 @@
 
 mod metrics;
 mod search;
+
+pub use search::native_routes;
 mod tags;
 mod traces;
 

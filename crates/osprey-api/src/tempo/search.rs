@@ -25,6 +25,79 @@ pub fn routes() -> Router<ApiState> {
     Router::new().route("/api/search", get(search))
 }
 
+/// The web UI's TraceQL search on the query port: Tempo's answer with each span's service, the
+/// range in microseconds (or a `lookback` before now) as the UI's other searches take it, and
+/// errors as `{"error": {"message", "line", "column"}}` so the UI can point at the place.
+pub fn native_routes() -> Router<ApiState> {
+    Router::new().route("/api/osprey/traceql", get(native_search))
+}
+
+async fn native_search(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
+    use axum::http::StatusCode;
+    let bad = |message: String, at: Option<(usize, usize)>| {
+        let mut error = json!({"message": message});
+        if let Some((line, column)) = at {
+            error["line"] = json!(line);
+            error["column"] = json!(column);
+        }
+        (StatusCode::BAD_REQUEST, Json(json!({"error": error}))).into_response()
+    };
+    let p = match Params::parse(query.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return bad(e, None),
+    };
+    let q = p.get(&["q"]).unwrap_or("{ }");
+    let expr = match parse(q) {
+        Ok(query) => match query.root {
+            Root::Spans(expr) => expr,
+            Root::Metrics(_) => {
+                return bad(
+                    "metrics queries draw series; search with a spanset query such as { status = error }".into(),
+                    None,
+                )
+            }
+        },
+        Err(e) => return bad(e.message.clone(), Some((e.line, e.column))),
+    };
+    let window = crate::native::window(&p).and_then(|range| {
+        Ok((
+            range,
+            p.parsed(&["limit"], params::unsigned)?
+                .map_or(DEFAULT_LIMIT, |l| l.max(1) as usize),
+        ))
+    });
+    let ((start_ns, end_ns), limit) = match window {
+        Ok(w) => w,
+        Err(e) => return bad(e, None),
+    };
+    let request = TraceqlSearch {
+        expr,
+        start_ns,
+        end_ns,
+        limit,
+        spans_per_spanset: DEFAULT_SPANS_PER_SPANSET,
+    };
+    match state
+        .run("traceql", move |q| q.traceql_search(&request))
+        .await
+    {
+        Ok((matches, _)) => Json(json!({
+            "traces": matches.iter().map(|m| {
+                let mut trace = trace_json(m);
+                // The UI shows which service each matched span belongs to.
+                for (set, matched) in m.spansets.iter().zip(trace["spanSets"].as_array_mut().into_iter().flatten()) {
+                    for (span, shown) in set.spans.iter().zip(matched["spans"].as_array_mut().into_iter().flatten()) {
+                        shown["service"] = json!(span.service);
+                    }
+                }
+                trace
+            }).collect::<Vec<_>>()
+        }))
+        .into_response(),
+        Err(e) => crate::native::Native::internal(e),
+    }
+}
+
 async fn search(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
     let request = match Params::parse(query.as_deref()).and_then(|p| request(&p)) {
         Ok(r) => r,

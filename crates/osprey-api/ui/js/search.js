@@ -1,10 +1,11 @@
-// Search: the Jaeger UI's form (service, operation, tags, durations, time range, limit), a
-// duration-over-time scatter plot, and the list of matching traces.
+// Search: a TraceQL box, the Jaeger UI's form (service, operation, tags, durations, time range,
+// limit), a duration-over-time scatter plot, and the list of matching traces.
 
 import { getJSON } from './api.js';
 import { navigate } from './app.js';
 import { scatter } from './charts.js';
 import { duration, el, parseDuration, serviceColor, time } from './format.js';
+import { traceqlForm, traceqlSearch } from './traceql.js';
 
 const LOOKBACKS = [['5m', 5 * 60e3], ['15m', 15 * 60e3], ['1h', 3600e3], ['6h', 6 * 3600e3],
   ['12h', 12 * 3600e3], ['24h', 24 * 3600e3], ['2d', 48 * 3600e3], ['7d', 7 * 24 * 3600e3]];
@@ -76,7 +77,7 @@ export function renderSearch(view, _match, params) {
     el('button', { class: 'primary', type: 'submit' }, 'Find traces'),
   );
   const results = el('section', { class: 'results', 'aria-live': 'polite' });
-  view.append(el('div', { class: 'search' }, form, results));
+  view.append(el('div', { class: 'search' }, el('div', { class: 'forms' }, traceqlForm(params, lookback, limit), form), results));
 
   async function loadOperations(selected) {
     operation.replaceChildren(el('option', { value: '' }, 'All operations'));
@@ -123,8 +124,9 @@ export function renderSearch(view, _match, params) {
     } catch (error) {
       results.replaceChildren(el('p', { class: 'error-text' }, `Could not list services: ${error.message}`));
     }
-    if ([...params.keys()].length) await search(results, params);
-    else results.replaceChildren(el('p', { class: 'muted' }, 'Choose a service (or none, for all) and find traces. Paste a trace id or a traceparent header in the box above to open one.'));
+    if (params.get('q')) await traceqlSearch(results, params, timeWindow(params));
+    else if ([...params.keys()].length) await search(results, params);
+    else results.replaceChildren(el('p', { class: 'muted' }, 'Write a TraceQL query, or choose a service (or none, for all) and find traces. Paste a trace id or a traceparent header in the box above to open one.'));
   })();
 }
 
