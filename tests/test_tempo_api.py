@@ -8,9 +8,11 @@ import subprocess
 import pytest
 import requests
 
+from google.protobuf import json_format
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 from conftest import OSPREY_BIN
 from spans import BASE_NS, new_trace_id, request, span
+from tempo_messages import TEMPO
 from test_blocks import CUT_FAST, post, wait_until_in_blocks
 
 PROTOBUF = {"Accept": "application/protobuf"}
@@ -18,6 +20,14 @@ PROTOBUF = {"Accept": "application/protobuf"}
 
 def get(server, path, **kwargs):
     return requests.get(f"{server.tempo_url}{path}", timeout=30, **kwargs)
+
+
+def decoded(response, message):
+    """A 200 JSON answer, checked against Tempo's message definition (unknown fields and wrong types
+    fail), and returned as plain JSON."""
+    assert response.status_code == 200, response.text
+    json_format.Parse(response.text, TEMPO[message]())
+    return response.json()
 
 
 def shop(server):
@@ -50,9 +60,7 @@ def stored(request, start_osprey):
 
 
 def search(server, q, **params):
-    response = get(server, "/api/search", params={"q": q, **params})
-    assert response.status_code == 200, response.text
-    return response.json()
+    return decoded(get(server, "/api/search", params={"q": q, **params}), "SearchResponse")
 
 
 def trace_ids(answer):
@@ -110,7 +118,8 @@ def test_traceql_search_answers_as_tempo_does(stored):
     assert search(server, "{ }", start=base_s + 3600, end=base_s + 7200)["traces"] == []
 
     # The legacy form: logfmt tags on spans or resources, durations of the whole trace.
-    legacy = get(server, "/api/search", params={"tags": "db.system=postgresql", "minDuration": "1s"}).json()
+    legacy = decoded(get(server, "/api/search", params={"tags": "db.system=postgresql", "minDuration": "1s"}),
+                     "SearchResponse")
     assert trace_ids(legacy) == [slow.lstrip("0")]
     assert trace_ids(get(server, "/api/search", params={"tags": 'service.name="gateway"', "maxDuration": "100ms"}).json()) \
         == [login.lstrip("0")]
@@ -138,18 +147,22 @@ def test_trace_by_id_v1_and_v2_json_and_protobuf(stored):
     # v2, as Grafana asks first.
     v2 = get(server, f"/api/v2/traces/{slow}", headers=PROTOBUF)
     assert v2.status_code == 200 and v2.headers["content-type"] == "application/protobuf"
-    assert sorted(s.name for s in spans_of(trace_by_id_response(v2.content))) == ["GET /checkout", "SELECT payments"]
+    by_id = TEMPO["TraceByIDResponse"].FromString(v2.content)
+    assert sorted(s.name for s in spans_of(by_id.trace)) == ["GET /checkout", "SELECT payments"]
     unknown = "0" * 31 + "1"
-    assert get(server, f"/api/v2/traces/{unknown}", headers=PROTOBUF).status_code == 200
-    assert list(spans_of(trace_by_id_response(get(server, f"/api/v2/traces/{unknown}", headers=PROTOBUF).content))) == []
-    assert get(server, f"/api/v2/traces/{unknown}").json()["trace"] == {}
-    assert len(get(server, f"/api/v2/traces/{slow}").json()["trace"]["resourceSpans"]) == 2
+    empty = get(server, f"/api/v2/traces/{unknown}", headers=PROTOBUF)
+    assert empty.status_code == 200
+    assert spans_of(TEMPO["TraceByIDResponse"].FromString(empty.content).trace) == []
+    assert decoded(get(server, f"/api/v2/traces/{unknown}"), "TraceByIDResponse")["trace"] == {}
+    v2_json = json_format.Parse(get(server, f"/api/v2/traces/{slow}").text, TEMPO["TraceByIDResponse"]())
+    assert v2_json.trace == by_id.trace, "JSON and protobuf answers hold the same trace"
 
     # v1: protobuf is tempopb.Trace (field 1 as in OTLP's TracesData), JSON with base64 ids.
     v1 = get(server, f"/api/traces/{slow}", headers=PROTOBUF)
     assert v1.status_code == 200
-    assert len(list(spans_of(TracesData.FromString(v1.content)))) == 2
-    body = get(server, f"/api/traces/{slow}").json()
+    assert len(spans_of(TEMPO["Trace"].FromString(v1.content))) == 2
+    assert len(spans_of(TracesData.FromString(v1.content))) == 2
+    body = decoded(get(server, f"/api/traces/{slow}"), "Trace")
     spans = [s for rs in body["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]]
     assert {base64.b64decode(s["traceId"]).hex() for s in spans} == {slow}
     root = next(s for s in spans if s["name"] == "GET /checkout")
@@ -160,45 +173,33 @@ def test_trace_by_id_v1_and_v2_json_and_protobuf(stored):
     assert get(server, "/api/traces/not-hex").status_code == 400
 
 
-def trace_by_id_response(content):
-    """tempopb.TraceByIDResponse: its field 1 is the trace (read by hand: one length-delimited field)."""
-    if not content:
-        return TracesData()
-    assert content[0] == 0x0A, content[:4]
-    length, shift, i = 0, 0, 1
-    while True:
-        byte = content[i]
-        length |= (byte & 0x7F) << shift
-        i += 1
-        shift += 7
-        if byte < 0x80:
-            break
-    return TracesData.FromString(content[i:i + length])
-
-
 def spans_of(traces):
-    return [s for rs in traces.resource_spans for ss in rs.scope_spans for s in ss.spans]
+    """The spans of OTLP's TracesData or Tempo's Trace (field 1 named `resourceSpans` there)."""
+    tempo = "resourceSpans" in traces.DESCRIPTOR.fields_by_name
+    resource_spans = traces.resourceSpans if tempo else traces.resource_spans
+    return [s for rs in resource_spans for ss in rs.scope_spans for s in ss.spans]
 
 
 def test_tags_and_tag_values(stored):
     server, _ = stored
-    scopes = {s["name"]: s["tags"] for s in get(server, "/api/v2/search/tags").json()["scopes"]}
+    scopes = {s["name"]: s["tags"] for s in decoded(get(server, "/api/v2/search/tags"), "SearchTagsV2Response")["scopes"]}
     assert "db.system" in scopes["span"] and "http.route" in scopes["span"]
     assert set(scopes["resource"]) == {"service.name", "deployment.environment"}
     assert "span:duration" in scopes["intrinsic"] and "rootServiceName" in scopes["intrinsic"]
     assert [s["name"] for s in get(server, "/api/v2/search/tags", params={"scope": "resource"}).json()["scopes"]] == ["resource"]
     narrowed = get(server, "/api/v2/search/tags", params={"scope": "span", "q": '{ resource.service.name = "payments" }'}).json()
     assert narrowed["scopes"] == [{"name": "span", "tags": ["db.system"]}]
-    assert "db.system" in get(server, "/api/search/tags").json()["tagNames"]
+    assert "db.system" in decoded(get(server, "/api/search/tags"), "SearchTagsResponse")["tagNames"]
     assert get(server, "/api/search/tags", params={"scope": "nope"}).status_code == 400
 
-    values = get(server, "/api/v2/search/tag/resource.service.name/values").json()["tagValues"]
+    values = decoded(get(server, "/api/v2/search/tag/resource.service.name/values"), "SearchTagValuesV2Response")["tagValues"]
     assert sorted(values, key=lambda v: v["value"]) == [{"type": "string", "value": "gateway"},
                                                         {"type": "string", "value": "payments"}]
     narrowed = get(server, "/api/v2/search/tag/name/values", params={"q": '{ resource.service.name = "payments" }'}).json()
     assert narrowed["tagValues"] == [{"type": "string", "value": "SELECT payments"}]
     assert {"type": "keyword", "value": "error"} in get(server, "/api/v2/search/tag/status/values").json()["tagValues"]
-    assert get(server, "/api/search/tag/service.name/values").json() == {"tagValues": ["gateway", "payments"]}
+    assert decoded(get(server, "/api/search/tag/service.name/values"), "SearchTagValuesResponse") == \
+        {"tagValues": ["gateway", "payments"]}
     assert get(server, "/api/v2/search/tag/span.(/values").status_code == 400
 
 
@@ -216,15 +217,15 @@ def test_metrics_query_range_and_instant(stored):
     window = {"start": base_s - 5, "end": base_s + 10}
     response = get(server, "/api/metrics/query_range",
                    params={"q": "{ } | count_over_time() by (resource.service.name)", "step": "5s", **window})
-    assert response.status_code == 200, response.text
-    series = {s["labels"][0]["value"]["stringValue"]: s for s in response.json()["series"]}
+    series = {s["labels"][0]["value"]["stringValue"]: s for s in decoded(response, "QueryRangeResponse")["series"]}
     assert [s["labels"][0]["key"] for s in series.values()] == ["resource.service.name"] * 2
     # Intervals are right-closed and stamped with their end: (-5 s, 0], (0, 5 s], (5 s, 10 s].
     assert [(p["timestampMs"], p["value"]) for p in series["gateway"]["samples"]] == [
         (str((base_s + t) * 1000), 1) for t in (0, 5, 10)]
     assert [p["value"] for p in series["payments"]["samples"]] == [0, 1, 1]
 
-    rate = get(server, "/api/metrics/query_range", params={"q": "{ } | rate()", "step": "5", **window}).json()
+    rate = decoded(get(server, "/api/metrics/query_range", params={"q": "{ } | rate()", "step": "5", **window}),
+                   "QueryRangeResponse")
     assert rate["series"][0]["labels"] == [{"key": "__name__", "value": {"stringValue": "rate"}}]
     assert [p["value"] for p in rate["series"][0]["samples"]] == [0.2, 0.4, 0.4]
 
@@ -234,8 +235,7 @@ def test_metrics_query_range_and_instant(stored):
     assert 1.0 < quantiles["series"][0]["samples"][0]["value"] <= 2.147483648
 
     instant = get(server, "/api/metrics/query", params={"q": "{ status = error } | count_over_time()", **window})
-    assert instant.status_code == 200, instant.text
-    assert [s["value"] for s in instant.json()["series"]] == [1]
+    assert [s["value"] for s in decoded(instant, "QueryInstantResponse")["series"]] == [1]
 
     for params, message in [
         ({"q": "{ }"}, "metrics query"),
