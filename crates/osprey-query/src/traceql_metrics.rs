@@ -217,7 +217,7 @@ impl Query {
             filter.as_ref(),
             |_: &(), _| false,
             &mut (),
-            |_, _, trace| {
+            |_, _, _, trace| {
                 let view = TraceView::new(trace);
                 let mut selected: Vec<usize> = evaluate(&query.pipeline, &view)
                     .into_iter()

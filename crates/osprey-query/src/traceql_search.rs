@@ -76,6 +76,9 @@ impl Query {
         let shown = shown_fields(&search.expr);
         let mut matches: Vec<TraceMatch> = Vec::new();
         let mut inspected = 0;
+        // With a prefilter each source hands out traces newest first: once it gave `limit`
+        // matches, the rest of it is older than those.
+        let mut from_source = (usize::MAX, 0);
         let sources = self.whole_traces(
             (search.start_ns, search.end_ns),
             filter.as_ref(),
@@ -89,10 +92,17 @@ impl Query {
                 starts[search.limit - 1] > source_end
             },
             &mut matches,
-            |matches, id, trace| {
+            |matches, source, id, trace| {
                 inspected += 1;
+                if from_source.0 != source {
+                    from_source = (source, 0);
+                }
                 if let Some(found) = evaluate_trace(search, &shown, *id, trace) {
                     matches.push(found);
+                    from_source.1 += 1;
+                    if filter.is_some() && from_source.1 >= search.limit {
+                        return false;
+                    }
                     // Only the newest `limit` are kept as a source is read.
                     if matches.len() >= 4 * search.limit.max(1) {
                         newest_first(matches, search.limit);
@@ -112,16 +122,17 @@ impl Query {
 
 impl Query {
     /// Hands `f` every trace overlapping `range` (with a span meeting `filter`, when given),
-    /// whole even when cut across sources, each once; sources newest first, and no older source
-    /// is read once `done(state, its end)` says so. `f` returns false to stop. Returns the number
-    /// of sources read.
+    /// whole even when cut across sources, each once, with the index of the source it comes from;
+    /// sources newest first (and, with a filter, each source's traces newest first), and no older
+    /// source is read once `done(state, its end)` says so. `f` returns false to read no more of
+    /// the current source. Returns the number of sources read.
     pub(crate) fn whole_traces<S>(
         &self,
         range: (u64, u64),
         filter: Option<&TraceQuery>,
         done: impl Fn(&S, u64) -> bool,
         state: &mut S,
-        mut f: impl FnMut(&mut S, &TraceId, &[ResourceSpans]) -> bool,
+        mut f: impl FnMut(&mut S, usize, &TraceId, &[ResourceSpans]) -> bool,
     ) -> io::Result<u64> {
         let mut sources: Vec<_> = self
             .sources()
@@ -141,7 +152,6 @@ impl Query {
             }
             read += 1;
             let mut failure = None;
-            let mut stopped = false;
             source.traces(range.0, range.1, filter, &mut |id, pieces| {
                 if !seen.insert(*id) {
                     return true;
@@ -163,14 +173,10 @@ impl Query {
                 } else {
                     combine(pieces)
                 };
-                stopped = !f(state, id, &trace);
-                !stopped
+                f(state, index, id, &trace)
             })?;
             if let Some(e) = failure {
                 return Err(e);
-            }
-            if stopped {
-                break;
             }
         }
         Ok(read)

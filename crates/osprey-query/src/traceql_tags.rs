@@ -127,7 +127,7 @@ impl Query {
             prefilter.as_ref(),
             |seen: &u64, _| *seen >= TAGS_SPAN_BUDGET,
             &mut spans_seen,
-            |seen, _, trace| {
+            |seen, _, _, trace| {
                 let view = TraceView::new(trace);
                 *seen += view.spans.len() as u64;
                 match filter {

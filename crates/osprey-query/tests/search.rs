@@ -429,3 +429,70 @@ fn traceql_metrics_count_spans_per_interval() {
         }));
     });
 }
+
+#[test]
+fn traceql_reads_candidates_newest_first_across_pages() {
+    use osprey_query::traceql::{parse, Root};
+    use osprey_query::TraceqlSearch;
+    // 3,000 traces (6,000 rows: several pages of the trace-id column), trace n starting at n ms;
+    // every fifth has a span named "wanted".
+    let batches: Vec<_> = (0..30u64)
+        .map(|batch| {
+            let spans = (0..100u64)
+                .flat_map(|i| {
+                    let n = batch * 100 + i;
+                    let trace = TraceId(u128::to_be_bytes(
+                        0x9e37_79b9_7f4a_7c15_u128.wrapping_mul(n as u128 + 1),
+                    ));
+                    let name = if n % 5 == 0 { "wanted" } else { "other" };
+                    let root =
+                        fixtures::span(1, 1, None, "root", n * 1_000_000, n * 1_000_000 + 500);
+                    let child = fixtures::span(
+                        1,
+                        2,
+                        Some(1),
+                        name,
+                        n * 1_000_000 + 10,
+                        n * 1_000_000 + 400,
+                    );
+                    [root, child].map(|mut s| {
+                        s.trace_id = trace.0.to_vec();
+                        s
+                    })
+                })
+                .collect();
+            request("svc", spans)
+        })
+        .collect();
+    for_each_state(&batches, |query| {
+        let starts = |q: &str, limit: usize| -> Vec<u64> {
+            let Root::Spans(expr) = parse(q).unwrap().root else {
+                panic!()
+            };
+            query
+                .traceql_search(&TraceqlSearch {
+                    expr,
+                    start_ns: 0,
+                    end_ns: u64::MAX,
+                    limit,
+                    spans_per_spanset: 3,
+                })
+                .unwrap()
+                .0
+                .iter()
+                .map(|m| m.start_ns / 1_000_000)
+                .collect()
+        };
+        let all = starts(r#"{ name = "wanted" }"#, 10_000);
+        assert_eq!(all.len(), 600);
+        assert_eq!(all[..3], [2995, 2990, 2985]);
+        assert_eq!(
+            starts(r#"{ name = "wanted" }"#, 5),
+            [2995, 2990, 2985, 2980, 2975]
+        );
+        assert_eq!(
+            starts(r#"{ name = "wanted" } && { name = "root" }"#, 2),
+            [2995, 2990]
+        );
+    });
+}

@@ -129,6 +129,7 @@ impl Shared {
         let metrics = StoreMetrics::default();
         let mut storage = ObjectStorage::open(&storage_spec).map_err(io::Error::other)?;
         storage.requests = metrics.object_requests.clone();
+        storage.parquet_bytes_read = metrics.parquet_bytes_read.clone();
         Ok(Shared {
             storage: Arc::new(storage),
             node,

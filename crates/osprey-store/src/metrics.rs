@@ -21,6 +21,7 @@ pub struct StoreMetrics {
     pub compactions: Counter,
     pub retention_deletions: Counter,
     pub object_requests: Counter,
+    pub parquet_bytes_read: Counter,
 }
 
 /// One tenant's gauges (sharing their atomics with the families above).
@@ -98,6 +99,11 @@ impl StoreMetrics {
             "osprey_object_store_requests",
             "Requests made to the block store (gets, range reads, puts, lists, deletes)",
             self.object_requests.clone(),
+        );
+        registry.register(
+            "osprey_block_read_bytes",
+            "Bytes of blocks' Parquet files read by queries and compaction (footers, indexes, pages)",
+            self.parquet_bytes_read.clone(),
         );
     }
 }

@@ -26,6 +26,8 @@ pub struct ObjectStorage {
     pub description: String,
     /// Requests made to the store (every get, range read, put, list and delete).
     pub requests: Counter,
+    /// Bytes of blocks' Parquet files read (footers, indexes and pages).
+    pub parquet_bytes_read: Counter,
     /// The Parquet footers of the blocks read most recently.
     pub footers: crate::block::FooterCache,
     /// The trace-id indexes of the blocks read most recently.
@@ -55,6 +57,7 @@ impl ObjectStorage {
                 local_root: None,
                 description: spec.to_string(),
                 requests: Counter::default(),
+                parquet_bytes_read: Counter::default(),
                 footers: Default::default(),
                 trace_indexes: Default::default(),
             });
@@ -71,6 +74,7 @@ impl ObjectStorage {
             local_root: Some(root),
             description: spec.to_string(),
             requests: Counter::default(),
+            parquet_bytes_read: Counter::default(),
             footers: Default::default(),
             trace_indexes: Default::default(),
         })

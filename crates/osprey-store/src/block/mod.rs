@@ -115,18 +115,19 @@ impl SpanConditions {
     }
 }
 
-/// The rows of the pages of `groups` (in that order) whose trace-id range holds `id`, by the page
-/// index: rows are sorted by trace id, so a trace lies in one or two pages of each column, and a
-/// lookup decodes those instead of every page of the row group. `None` without a page index.
-fn pages_of_trace(
+/// The rows of the pages of `groups` (in that order) whose trace-id range holds one of `ids`
+/// (sorted), by the page index: rows are sorted by trace id, so a trace lies in one or two pages of
+/// each column, and a lookup decodes those instead of every page of the row group. `None` without
+/// a page index.
+fn pages_of_traces(
     metadata: &ParquetMetaData,
     groups: &[usize],
-    id: &TraceId,
+    ids: &[TraceId],
 ) -> Option<RowSelection> {
     let page_index = metadata.page_index()?;
     let mut selectors = Vec::new();
     for &group in groups {
-        let ColumnIndexMetaData::BYTE_ARRAY(ids) = page_index.column_index(group, 0)? else {
+        let ColumnIndexMetaData::BYTE_ARRAY(page_ids) = page_index.column_index(group, 0)? else {
             return None;
         };
         let pages = page_index.offset_index(group, 0)?.page_locations();
@@ -136,8 +137,14 @@ fn pages_of_trace(
             let end = pages
                 .get(page + 1)
                 .map_or(rows, |next| next.first_row_index as usize);
-            let holds = ids.min_value(page).is_some_and(|min| min <= &id.0[..])
-                && ids.max_value(page).is_some_and(|max| &id.0[..] <= max);
+            let holds = match (page_ids.min_value(page), page_ids.max_value(page)) {
+                (Some(min), Some(max)) => {
+                    // The first wanted id at or above the page's smallest.
+                    let at = ids.partition_point(|id| &id.0[..] < min);
+                    ids.get(at).is_some_and(|id| &id.0[..] <= max)
+                }
+                _ => false,
+            };
             selectors.push(if holds {
                 RowSelector::select(end - first)
             } else {
@@ -171,8 +178,8 @@ struct Read<'a> {
     /// Top-level columns to read; `None` for all.
     columns: Option<&'a [&'a str]>,
     row_groups: Option<Vec<usize>>,
-    /// Only the rows of this trace.
-    trace: Option<TraceId>,
+    /// Only the rows of these traces (sorted).
+    traces: Option<Arc<[TraceId]>>,
     /// Only the spans that meet the query's service, operation, start and duration conditions
     /// (checked on those columns first; the others are then decoded for matching rows only).
     spans: Option<crate::TraceQuery>,
@@ -293,6 +300,7 @@ impl Block {
                 .block_file(&self.meta.tenant, &self.meta.block_id, DATA_FILE),
             size: self.meta.data_bytes,
             requests: self.storage.requests.clone(),
+            bytes_read: self.storage.parquet_bytes_read.clone(),
         }
     }
 
@@ -324,7 +332,7 @@ impl Block {
 
     async fn read_async(&self, read: Read<'_>) -> io::Result<Vec<RecordBatch>> {
         // Whole rows of a trace: columns with no value in its row groups are not read but put back.
-        let with_values = match (read.columns, read.trace, &read.row_groups) {
+        let with_values = match (read.columns, &read.traces, &read.row_groups) {
             (None, Some(_), Some(groups)) => {
                 let footer = self.reader_metadata().await?;
                 valueless::columns_with_values(footer.plain.metadata(), groups)
@@ -382,8 +390,9 @@ impl Block {
         }
         if let Some(groups) = read.row_groups {
             if let Some(selection) = read
-                .trace
-                .and_then(|id| pages_of_trace(builder.metadata(), &groups, &id))
+                .traces
+                .as_ref()
+                .and_then(|ids| pages_of_traces(builder.metadata(), &groups, ids))
             {
                 builder = builder.with_row_selection(selection);
             }
@@ -419,7 +428,7 @@ impl Block {
                 builder = builder.with_row_filter(RowFilter::new(predicates));
             }
         }
-        if let Some(trace) = read.trace {
+        if let Some(traces) = read.traces {
             let id_column = SCHEMA.index_of(col::TRACE_ID).map_err(io_error)?;
             let predicate = ArrowPredicateFn::new(
                 ProjectionMask::roots(&parquet_schema, [id_column]),
@@ -428,7 +437,11 @@ impl Block {
                     let ids = batch.column(0).as_binary::<i32>();
                     Ok(ids
                         .iter()
-                        .map(|id| Some(id == Some(&trace.0[..])))
+                        .map(|id| {
+                            Some(id.is_some_and(|id| {
+                                traces.binary_search_by(|t| t.0[..].cmp(id)).is_ok()
+                            }))
+                        })
                         .collect())
                 },
             );
@@ -461,7 +474,9 @@ impl Block {
     fn read(&self, read: Read<'_>) -> io::Result<Vec<RecordBatch>> {
         let cores = *CORES;
         let groups = match &read.row_groups {
-            Some(groups) if groups.len() > 1 && cores > 1 && read.trace.is_none() => groups.clone(),
+            Some(groups) if groups.len() > 1 && cores > 1 && read.traces.is_none() => {
+                groups.clone()
+            }
             _ => return self.runtime.block_on(self.read_async(read)),
         };
         std::thread::scope(|scope| {

@@ -1,5 +1,5 @@
 //! Reads a block's Parquet file from the object store in ranges (footer, page index, the pages a
-//! query needs), counting every request.
+//! query needs), counting every request and the bytes read.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -21,6 +21,7 @@ pub struct ObjectReader {
     /// The file's size, from the block's meta: the footer is read without asking for it.
     pub size: u64,
     pub requests: Counter,
+    pub bytes_read: Counter,
 }
 
 fn external(e: object_store::Error) -> ParquetError {
@@ -30,6 +31,7 @@ fn external(e: object_store::Error) -> ParquetError {
 impl AsyncFileReader for ObjectReader {
     fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, Result<Bytes>> {
         self.requests.inc();
+        self.bytes_read.inc_by(range.end - range.start);
         async move {
             self.store
                 .get_range(&self.path, range)
@@ -42,6 +44,8 @@ impl AsyncFileReader for ObjectReader {
     fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, Result<Vec<Bytes>>> {
         // object_store coalesces nearby ranges; count what it is asked for at once as one request.
         self.requests.inc();
+        self.bytes_read
+            .inc_by(ranges.iter().map(|r| r.end - r.start).sum());
         async move {
             self.store
                 .get_ranges(&self.path, &ranges)

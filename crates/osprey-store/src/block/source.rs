@@ -1,8 +1,9 @@
 //! A block as a span source: prune by meta and by the trace-id index, then read only the columns and
 //! row groups a question needs.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::io;
+use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, UInt64Type};
@@ -39,6 +40,10 @@ const SEARCH_BATCH_ROWS: usize = 8 * 1024;
 
 /// Rows a batch when handing out whole traces.
 const TRACE_BATCH_ROWS: usize = 4 * 1024;
+
+/// Candidate traces read at once when a prefilter picked them: enough to fill a page of results
+/// in one read, few enough that a caller wanting the newest few reads little more.
+const CANDIDATES_A_READ: usize = 64;
 
 /// OTLP's `STATUS_CODE_ERROR`.
 const STATUS_ERROR: i32 = 2;
@@ -94,6 +99,38 @@ impl<'a> SpanRefColumns<'a> {
     fn trace_id(&self, row: usize) -> TraceId {
         TraceId::from_bytes(self.trace_id.value(row)).unwrap_or(TraceId([0; 16]))
     }
+}
+
+/// Calls `f` with each run of rows of one trace in `batches` whose trace overlaps `range`, as OTLP;
+/// false from `f` stops. Returns whether it ran to the end.
+fn each_trace(
+    batches: &[RecordBatch],
+    range: (u64, u64),
+    f: &mut dyn FnMut(&TraceId, Vec<ResourceSpans>) -> bool,
+) -> bool {
+    for batch in batches {
+        let rows = RowReader::new(batch);
+        let column = |name: &str| batch.column_by_name(name).expect("every column is read");
+        let ids = column(col::TRACE_ID).as_binary::<i32>();
+        let trace_starts = column(col::TRACE_START).as_primitive::<UInt64Type>();
+        let trace_durations = column(col::TRACE_DURATION).as_primitive::<UInt64Type>();
+        let mut row = 0;
+        while row < batch.num_rows() {
+            let raw = ids.value(row);
+            let run = (row..batch.num_rows())
+                .take_while(|&r| ids.value(r) == raw)
+                .count();
+            let start = trace_starts.value(row);
+            if overlaps((start, start + trace_durations.value(row)), range) {
+                let id = TraceId::from_bytes(raw).unwrap_or(TraceId([0; 16]));
+                if !f(&id, rows.resource_spans(row..row + run)) {
+                    return false;
+                }
+            }
+            row += run;
+        }
+    }
+    true
 }
 
 /// Which rows of a batch (holding the attribute lists and any dedicated columns of the wanted keys)
@@ -203,6 +240,84 @@ impl Block {
             .collect())
     }
 
+    /// The traces with a span meeting `query`, newest first, read a few at a time (the pages of
+    /// their rows only): a caller that wants the newest few stops after reading those.
+    fn candidate_traces(
+        &self,
+        start_ns: u64,
+        end_ns: u64,
+        query: &TraceQuery,
+        f: &mut dyn FnMut(&TraceId, Vec<ResourceSpans>) -> bool,
+    ) -> io::Result<()> {
+        let hits = self.search(&query.unbounded())?;
+        let Some(index) = self.trace_index()? else {
+            return Ok(());
+        };
+        for chunk in hits.chunks(CANDIDATES_A_READ) {
+            let mut ids: Vec<TraceId> = chunk.iter().map(|h| h.trace_id).collect();
+            ids.sort_unstable();
+            let groups: BTreeSet<usize> =
+                ids.iter().flat_map(|id| index.row_groups_for(id)).collect();
+            let batches = self.read(Read {
+                row_groups: Some(groups.into_iter().collect()),
+                traces: Some(Arc::from(ids)),
+                ..Default::default()
+            })?;
+            let mut found = HashMap::new();
+            each_trace(&batches, (start_ns, end_ns), &mut |id, spans| {
+                found.entry(*id).or_insert_with(Vec::new).extend(spans);
+                true
+            });
+            for hit in chunk {
+                if let Some(spans) = found.remove(&hit.trace_id) {
+                    if !f(&hit.trace_id, spans) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every trace of the row groups whose spans start in the range, in trace-id order, streamed.
+    fn traces_starting_in(
+        &self,
+        start_ns: u64,
+        end_ns: u64,
+        f: &mut dyn FnMut(&TraceId, Vec<ResourceSpans>) -> bool,
+    ) -> io::Result<()> {
+        let row_groups = self.row_groups_starting_in(start_ns, end_ns)?;
+        if row_groups.is_empty() {
+            return Ok(());
+        }
+        // A trace's rows are consecutive, but may run across batches: its spans are handed on
+        // when the next trace begins.
+        let mut current: Option<(TraceId, Vec<ResourceSpans>)> = None;
+        for batch in self.batches(Some(row_groups), TRACE_BATCH_ROWS)? {
+            let more = each_trace(
+                &[batch?],
+                (start_ns, end_ns),
+                &mut |id, spans| match &mut current {
+                    Some((current_id, pieces)) if current_id == id => {
+                        pieces.extend(spans);
+                        true
+                    }
+                    _ => match current.replace((*id, spans)) {
+                        Some((done, pieces)) => f(&done, pieces),
+                        None => true,
+                    },
+                },
+            );
+            if !more {
+                return Ok(());
+            }
+        }
+        if let Some((done, pieces)) = current {
+            f(&done, pieces);
+        }
+        Ok(())
+    }
+
     fn could_match(&self, query: &TraceQuery) -> bool {
         let meta = &self.meta;
         overlaps(
@@ -232,7 +347,7 @@ impl SpanSource for Block {
         }
         let batches = self.read(Read {
             row_groups: Some(row_groups),
-            trace: Some(*id),
+            traces: Some(Arc::from([*id])),
             ..Default::default()
         })?;
         let mut out = Vec::new();
@@ -250,7 +365,7 @@ impl SpanSource for Block {
         let batches = self.read(Read {
             columns: Some(SPAN_REF_COLUMNS),
             row_groups: Some(row_groups),
-            trace: Some(*id),
+            traces: Some(Arc::from([*id])),
             dictionaries: true,
             ..Default::default()
         })?;
@@ -363,80 +478,10 @@ impl SpanSource for Block {
         ) {
             return Ok(());
         }
-        // With conditions: the traces that meet them (a search), and the row groups that hold
-        // those; without: the row groups whose spans start in the range.
-        let (wanted, row_groups) = match filter {
-            Some(query) => {
-                let wanted: HashSet<TraceId> = self
-                    .search(&query.unbounded())?
-                    .into_iter()
-                    .map(|hit| hit.trace_id)
-                    .collect();
-                let Some(index) = self.trace_index()? else {
-                    return Ok(());
-                };
-                let groups: BTreeSet<usize> = wanted
-                    .iter()
-                    .flat_map(|id| index.row_groups_for(id))
-                    .collect();
-                (Some(wanted), groups.into_iter().collect())
-            }
-            None => (None, self.row_groups_starting_in(start_ns, end_ns)?),
-        };
-        if row_groups.is_empty() {
-            return Ok(());
+        match filter {
+            Some(query) => self.candidate_traces(start_ns, end_ns, query, f),
+            None => self.traces_starting_in(start_ns, end_ns, f),
         }
-        let batches = self.batches(Some(row_groups), TRACE_BATCH_ROWS)?;
-        // A trace's rows are consecutive, but may run across batches: its spans are handed on
-        // when the next trace begins.
-        let mut current: Option<(TraceId, Vec<ResourceSpans>)> = None;
-        for batch in batches {
-            let batch = batch?;
-            let rows = RowReader::new(&batch);
-            let ids = batch
-                .column_by_name(col::TRACE_ID)
-                .expect("every column is read")
-                .as_binary::<i32>();
-            let trace_starts = batch
-                .column_by_name(col::TRACE_START)
-                .expect("every column is read")
-                .as_primitive::<UInt64Type>();
-            let trace_durations = batch
-                .column_by_name(col::TRACE_DURATION)
-                .expect("every column is read")
-                .as_primitive::<UInt64Type>();
-            let mut row = 0;
-            while row < batch.num_rows() {
-                let raw = ids.value(row);
-                let run = (row..batch.num_rows())
-                    .take_while(|&r| ids.value(r) == raw)
-                    .count();
-                let id = TraceId::from_bytes(raw).unwrap_or(TraceId([0; 16]));
-                let trace_start = trace_starts.value(row);
-                let in_range = overlaps(
-                    (trace_start, trace_start + trace_durations.value(row)),
-                    (start_ns, end_ns),
-                );
-                if in_range && wanted.as_ref().is_none_or(|w| w.contains(&id)) {
-                    let spans = rows.resource_spans(row..row + run);
-                    match &mut current {
-                        Some((current_id, pieces)) if *current_id == id => pieces.extend(spans),
-                        _ => {
-                            if let Some((done, pieces)) = current.replace((id, spans)) {
-                                if !f(&done, pieces) {
-                                    return Ok(());
-                                }
-                            }
-                        }
-                    }
-                }
-                row += run;
-            }
-        }
-        if let Some((done, pieces)) = current {
-            f(&done, pieces);
-        }
-        Ok(())
     }
 
     fn may_hold(&self, id: &TraceId) -> bool {
