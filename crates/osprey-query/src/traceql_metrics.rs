@@ -7,10 +7,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::io;
 
 use crate::traceql::eval::{evaluate, field_value, span_matches};
-use crate::traceql::pushdown::prefilter;
+use crate::traceql::pushdown::{expr_parts, parts, prefilter};
 use crate::traceql::trace::TraceView;
 use crate::traceql::{FieldExpr, Intrinsic, MetricsFunction, MetricsQuery, SecondStage, Value};
 use crate::Query;
+use osprey_store::SpanParts;
 
 /// What a metrics query asks.
 #[derive(Debug, Clone)]
@@ -198,6 +199,15 @@ impl Query {
         let query = &request.query;
         let n = request.intervals();
         let filter = prefilter(&query.pipeline);
+        let parts = match &query.function {
+            // compare counts every attribute of every span.
+            MetricsFunction::Compare { .. } => SpanParts::ALL,
+            function => {
+                let mut fields = query.by.clone();
+                fields.extend(function_field(function).cloned());
+                parts(&fields).union(expr_parts(&query.pipeline))
+            }
+        };
         let mut cells: SeriesCells = HashMap::new();
         let name = function_name(&query.function);
         let by_labels: Vec<String> = query.by.iter().map(field_text).collect();
@@ -215,6 +225,7 @@ impl Query {
         self.whole_traces(
             range,
             filter.as_ref(),
+            parts,
             |_: &(), _| false,
             &mut (),
             |_, _, _, trace| {
@@ -292,6 +303,21 @@ impl Query {
         series.retain(|s| s.values.iter().any(|v| !v.is_nan()));
         series.sort_by(|a, b| format!("{:?}", a.labels).cmp(&format!("{:?}", b.labels)));
         Ok(series)
+    }
+}
+
+/// The attribute a function aggregates, if any.
+fn function_field(function: &MetricsFunction) -> Option<&FieldExpr> {
+    match function {
+        MetricsFunction::MinOverTime(f)
+        | MetricsFunction::MaxOverTime(f)
+        | MetricsFunction::SumOverTime(f)
+        | MetricsFunction::AvgOverTime(f)
+        | MetricsFunction::QuantileOverTime(f, _)
+        | MetricsFunction::HistogramOverTime(f) => Some(f),
+        MetricsFunction::Rate
+        | MetricsFunction::CountOverTime
+        | MetricsFunction::Compare { .. } => None,
     }
 }
 

@@ -7,11 +7,11 @@ use std::io;
 
 use osprey_model::otlp::ResourceSpans;
 use osprey_model::TraceId;
-use osprey_store::{overlaps, TraceQuery};
+use osprey_store::{overlaps, SpanParts, TraceQuery};
 
 use crate::combine::combine;
 use crate::traceql::eval::{evaluate, field_value};
-use crate::traceql::pushdown::prefilter;
+use crate::traceql::pushdown::{expr_parts, prefilter};
 use crate::traceql::trace::TraceView;
 use crate::traceql::{FieldExpr, Intrinsic, SpansetExpr, Stage, Value};
 use crate::Query;
@@ -73,6 +73,7 @@ impl Query {
         search: &TraceqlSearch,
     ) -> io::Result<(Vec<TraceMatch>, SearchStats)> {
         let filter = prefilter(&search.expr);
+        let parts = expr_parts(&search.expr);
         let shown = shown_fields(&search.expr);
         let mut matches: Vec<TraceMatch> = Vec::new();
         let mut inspected = 0;
@@ -82,6 +83,7 @@ impl Query {
         let sources = self.whole_traces(
             (search.start_ns, search.end_ns),
             filter.as_ref(),
+            parts,
             // Older sources cannot change the answer once `limit` matches start after they end.
             |matches: &Vec<TraceMatch>, source_end| {
                 if search.limit == 0 || matches.len() < search.limit {
@@ -130,6 +132,7 @@ impl Query {
         &self,
         range: (u64, u64),
         filter: Option<&TraceQuery>,
+        parts: SpanParts,
         done: impl Fn(&S, u64) -> bool,
         state: &mut S,
         mut f: impl FnMut(&mut S, usize, &TraceId, &[ResourceSpans]) -> bool,
@@ -152,7 +155,7 @@ impl Query {
             }
             read += 1;
             let mut failure = None;
-            source.traces(range.0, range.1, filter, &mut |id, pieces| {
+            source.traces(range.0, range.1, filter, parts, &mut |id, pieces| {
                 if !seen.insert(*id) {
                     return true;
                 }

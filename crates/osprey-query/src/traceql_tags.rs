@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 
 use osprey_model::otlp::KeyValue;
+use osprey_store::SpanParts;
 
 use crate::traceql::eval::{evaluate, field_value};
 use crate::traceql::trace::TraceView;
@@ -63,7 +64,7 @@ impl Query {
         let keys = |attributes: &[KeyValue]| -> Vec<String> {
             attributes.iter().map(|kv| kv.key.clone()).collect()
         };
-        self.each_span(range, filter, |view, i| {
+        self.each_span(range, filter, SpanParts::ALL, |view, i| {
             let s = &view.spans[i];
             let mut add = |scope: &'static str, found: Vec<String>| {
                 names.entry(scope).or_default().extend(found);
@@ -95,7 +96,11 @@ impl Query {
     ) -> io::Result<Vec<Value>> {
         let mut values: Vec<Value> = Vec::new();
         let mut seen: BTreeSet<String> = BTreeSet::new();
-        self.each_span(range, filter, |view, i| {
+        let mut parts = crate::traceql::pushdown::parts([field]);
+        if let Some(expr) = filter {
+            parts = parts.union(crate::traceql::pushdown::expr_parts(expr));
+        }
+        self.each_span(range, filter, parts, |view, i| {
             let mut add = |v: Value| {
                 if values.len() < MAX_TAG_VALUES
                     && !v.is_nil()
@@ -118,6 +123,7 @@ impl Query {
         &self,
         range: (u64, u64),
         filter: Option<&SpansetExpr>,
+        parts: SpanParts,
         mut f: impl FnMut(&TraceView, usize),
     ) -> io::Result<()> {
         let prefilter = filter.and_then(crate::traceql::pushdown::prefilter);
@@ -125,6 +131,7 @@ impl Query {
         self.whole_traces(
             range,
             prefilter.as_ref(),
+            parts,
             |seen: &u64, _| *seen >= TAGS_SPAN_BUDGET,
             &mut spans_seen,
             |seen, _, _, trace| {

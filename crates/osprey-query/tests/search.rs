@@ -258,7 +258,16 @@ fn traceql_evaluates_whole_traces_wherever_their_spans_are() {
         ),
         request("db", vec![span(1, 2, Some(1), "SELECT", 10, 80)]),
         request("gateway", vec![span(2, 3, None, "GET /", 1000, 5)]),
-        request("db", vec![span(3, 6, Some(5), "INSERT", 2010, 200)]),
+        request("db", vec![{
+            let mut insert = span(3, 6, Some(5), "INSERT", 2010, 200);
+            insert.events = vec![osprey_model::otlp::span::Event {
+                name: "retry".into(),
+                time_unix_nano: 2_050_000_000,
+                attributes: vec![string_attribute("attempt", "2")],
+                ..Default::default()
+            }];
+            insert
+        }]),
     ];
     for_each_state(&batches, |query| {
         let search = |q: &str, limit: usize| {
@@ -285,6 +294,9 @@ fn traceql_evaluates_whole_traces_wherever_their_spans_are() {
         assert_eq!(ids(r#"{ name = "GET /" }"#), [2, 1]);
         assert_eq!(ids("{ duration > 50ms } | count() > 1"), [3, 1]);
         assert_eq!(ids(r#"{ span.span.n = "6" }"#), [3]);
+        // Events are read (from blocks too) when the query names them.
+        assert_eq!(ids(r#"{ event:name = "retry" && event.attempt = "2" }"#), [3]);
+        assert_eq!(ids(r#"{ event.attempt = "3" }"#), Vec::<u8>::new());
         assert_eq!(
             ids(r#"{ span.span.n = "6" && name = "SELECT" }"#),
             Vec::<u8>::new()

@@ -18,7 +18,7 @@ use osprey_model::otlp::{ExportTraceServiceRequest, Resource, ResourceSpans, Sco
 use osprey_model::TraceId;
 
 use crate::head::{Head, SpanEntry, TraceEntry};
-use crate::source::{overlaps, SpanRef, SpanSource, TraceHit, TraceQuery};
+use crate::source::{overlaps, SpanParts, SpanRef, SpanSource, TraceHit, TraceQuery};
 use crate::wal::{RecordLocation, Wal};
 
 /// Traces examined per hold of the head's lock, so ingest never waits long behind a query.
@@ -257,6 +257,8 @@ impl SpanSource for Generation {
         start_ns: u64,
         end_ns: u64,
         filter: Option<&TraceQuery>,
+        // Log records are decoded whole: every part comes.
+        _parts: SpanParts,
         f: &mut dyn FnMut(&TraceId, Vec<ResourceSpans>) -> bool,
     ) -> io::Result<()> {
         let ids: Vec<TraceId> = match filter {

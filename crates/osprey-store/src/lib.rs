@@ -35,7 +35,7 @@ pub use generation::Generation;
 pub use head::{Head, SpanEntry, TraceEntry};
 pub use metrics::{StoreMetrics, TenantGauges};
 pub use objects::ObjectStorage;
-pub use source::{overlaps, SpanRef, SpanSource, TraceHit, TraceQuery};
+pub use source::{overlaps, SpanParts, SpanRef, SpanSource, TraceHit, TraceQuery};
 pub use tenants::{validate_tenant, Tenants};
 pub use wal::{AppendError, FsyncPolicy, RecordLocation, ReplayReport, WalOptions};
 

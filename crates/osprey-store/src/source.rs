@@ -49,6 +49,48 @@ impl TraceQuery {
     }
 }
 
+/// The parts of its spans a caller of [`SpanSource::traces`] reads. A source may leave the others
+/// out (empty), and a block then does not read their columns: a span's attribute lists and
+/// dedicated columns are most of a block's bytes. Ids, names, kinds, times, status, the resource's
+/// generic attributes (`service.name` among them) and the scope's name and version always come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpanParts {
+    pub span_attributes: bool,
+    /// The resource attributes kept in dedicated columns, and entity references.
+    pub resource_attributes: bool,
+    pub events: bool,
+    pub links: bool,
+    pub scope_attributes: bool,
+}
+
+impl SpanParts {
+    pub const ALL: SpanParts = SpanParts {
+        span_attributes: true,
+        resource_attributes: true,
+        events: true,
+        links: true,
+        scope_attributes: true,
+    };
+    pub const LEAST: SpanParts = SpanParts {
+        span_attributes: false,
+        resource_attributes: false,
+        events: false,
+        links: false,
+        scope_attributes: false,
+    };
+
+    /// Every part either asks for.
+    pub fn union(self, other: SpanParts) -> SpanParts {
+        SpanParts {
+            span_attributes: self.span_attributes || other.span_attributes,
+            resource_attributes: self.resource_attributes || other.resource_attributes,
+            events: self.events || other.events,
+            links: self.links || other.links,
+            scope_attributes: self.scope_attributes || other.scope_attributes,
+        }
+    }
+}
+
 /// A trace that has a matching span, with the start of the trace as this source knows it, so that
 /// answers from several sources merge newest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +142,8 @@ pub trait SpanSource: Send + Sync {
 
     /// Calls `f` with every trace held here that overlaps `[start_ns, end_ns]` and, when `filter`
     /// is given, has a span meeting its conditions (its limit and time bounds are ignored): the
-    /// trace's spans held here, whole, grouped by resource and scope. With a filter, traces come
+    /// trace's spans held here, whole (with at least the `parts` asked for), grouped by resource
+    /// and scope. With a filter, traces come
     /// newest first (by the trace's start as held here), so a caller that wants the newest few
     /// stops early. Stops when `f` returns false. For TraceQL, which evaluates whole traces.
     fn traces(
@@ -108,6 +151,7 @@ pub trait SpanSource: Send + Sync {
         start_ns: u64,
         end_ns: u64,
         filter: Option<&TraceQuery>,
+        parts: SpanParts,
         f: &mut dyn FnMut(&TraceId, Vec<ResourceSpans>) -> bool,
     ) -> io::Result<()>;
 

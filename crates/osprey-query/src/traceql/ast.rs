@@ -35,6 +35,56 @@ pub enum SpansetExpr {
     ScalarFilter(ScalarFilter),
 }
 
+impl SpansetExpr {
+    /// Calls `f` with every attribute and intrinsic the expression reads: in filters, aggregates,
+    /// groupings and selections.
+    pub fn visit_fields(&self, f: &mut impl FnMut(&FieldExpr)) {
+        match self {
+            SpansetExpr::Filter(filter) => filter.visit_fields(f),
+            SpansetExpr::Pair(_, a, b) => {
+                a.visit_fields(f);
+                b.visit_fields(f);
+            }
+            SpansetExpr::Pipeline(stages) => {
+                for stage in stages {
+                    match stage {
+                        Stage::Spans(e) => e.visit_fields(f),
+                        Stage::ScalarFilter(s) => s.visit_fields(f),
+                        Stage::By(field, _) => field.visit_fields(f),
+                        Stage::Select(fields) => fields.iter().for_each(|x| x.visit_fields(f)),
+                        Stage::Coalesce => {}
+                    }
+                }
+            }
+            SpansetExpr::ScalarFilter(s) => s.visit_fields(f),
+        }
+    }
+}
+
+impl ScalarFilter {
+    fn visit_fields(&self, f: &mut impl FnMut(&FieldExpr)) {
+        self.lhs.visit_fields(f);
+        self.rhs.visit_fields(f);
+    }
+}
+
+impl Scalar {
+    fn visit_fields(&self, f: &mut impl FnMut(&FieldExpr)) {
+        match self {
+            Scalar::Static(_) => {}
+            Scalar::Aggregate(a) => a.field.iter().for_each(|x| x.visit_fields(f)),
+            Scalar::Pipeline(pipeline, a) => {
+                pipeline.visit_fields(f);
+                a.field.iter().for_each(|x| x.visit_fields(f));
+            }
+            Scalar::Arithmetic(_, a, b) => {
+                a.visit_fields(f);
+                b.visit_fields(f);
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SpansetOp {
     And,

@@ -3,7 +3,7 @@
 //! duration bounds), as a [`TraceQuery`] the sources answer from their indexes and columns. It is a
 //! necessary condition only; every candidate trace is then evaluated in full.
 
-use osprey_store::TraceQuery;
+use osprey_store::{SpanParts, TraceQuery};
 
 use super::ast::*;
 use super::value::Value;
@@ -32,6 +32,41 @@ pub fn prefilter(expr: &SpansetExpr) -> Option<TraceQuery> {
         },
         SpansetExpr::ScalarFilter(_) => None,
     }
+}
+
+/// The parts of spans that `fields` read: a source need not read the others.
+pub fn parts<'a>(fields: impl IntoIterator<Item = &'a FieldExpr>) -> SpanParts {
+    let mut parts = SpanParts::LEAST;
+    for field in fields {
+        field.visit_fields(&mut |f| match f {
+            FieldExpr::Attribute(a) => match a.scope {
+                Scope::Span => parts.span_attributes = true,
+                Scope::Resource => parts.resource_attributes = true,
+                Scope::Any => {
+                    parts.span_attributes = true;
+                    parts.resource_attributes = true;
+                }
+                Scope::Event => parts.events = true,
+                Scope::Link => parts.links = true,
+                Scope::Instrumentation => parts.scope_attributes = true,
+            },
+            FieldExpr::Intrinsic(Intrinsic::EventName | Intrinsic::EventTimeSinceStart) => {
+                parts.events = true
+            }
+            FieldExpr::Intrinsic(Intrinsic::LinkTraceId | Intrinsic::LinkSpanId) => {
+                parts.links = true
+            }
+            _ => {}
+        });
+    }
+    parts
+}
+
+/// The parts of spans a spanset expression reads.
+pub fn expr_parts(expr: &SpansetExpr) -> SpanParts {
+    let mut fields = Vec::new();
+    expr.visit_fields(&mut |f| fields.push(f.clone()));
+    parts(&fields)
 }
 
 fn weight(query: &TraceQuery) -> usize {
@@ -165,5 +200,22 @@ mod tests {
                 .as_deref(),
             Some("a")
         );
+    }
+
+    #[test]
+    fn only_the_parts_a_query_reads_are_asked_for() {
+        let parts = |q: &str| {
+            let Root::Spans(expr) = parse(q).unwrap().root else {
+                panic!()
+            };
+            expr_parts(&expr)
+        };
+        assert_eq!(parts("{ duration > 1s } | by(name)"), SpanParts::LEAST);
+        let p = parts(r#"{ span.a = 1 } | avg(span.b) > 2"#);
+        assert!(p.span_attributes && !p.resource_attributes && !p.events);
+        let p = parts(r#"{ .a = 1 } >> { event:name = "x" } | select(link.y)"#);
+        assert!(p.span_attributes && p.resource_attributes && p.events && p.links);
+        assert!(!p.scope_attributes);
+        assert!(parts("{ } | by(instrumentation.lib)").scope_attributes);
     }
 }

@@ -37,7 +37,7 @@ impl<'a> Cursor<'a> {
     fn open(block: &'a Block) -> io::Result<Cursor<'a>> {
         let mut cursor = Cursor {
             block,
-            batches: block.batches(None, BATCH_ROWS)?,
+            batches: block.batches(None, None, BATCH_ROWS)?,
             batch: None,
             row: 0,
         };

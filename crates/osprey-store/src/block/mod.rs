@@ -450,15 +450,17 @@ impl Block {
         builder.build().map_err(io_error)
     }
 
-    /// Every row of `row_groups` (all: `None`, for compaction), in order, `rows` at a time, from
-    /// a thread that may block.
+    /// Every row of `row_groups` (all: `None`, for compaction), of `columns` (all: `None`), in
+    /// order, `rows` at a time, from a thread that may block.
     pub(crate) fn batches(
         &self,
         row_groups: Option<Vec<usize>>,
+        columns: Option<&[&str]>,
         rows: usize,
     ) -> io::Result<Batches<'_>> {
         let stream = self.runtime.block_on(self.stream(Read {
             row_groups,
+            columns,
             batch_rows: Some(rows),
             ..Default::default()
         }))?;

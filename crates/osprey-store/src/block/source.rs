@@ -18,7 +18,7 @@ use super::schema::{col, resource_column, span_column, RESOURCE_DEDICATED, SPAN_
 use super::strings::Strings;
 use super::{Block, Read};
 use crate::head::low_bits;
-use crate::source::{overlaps, SpanRef, SpanSource, TraceHit, TraceQuery};
+use crate::source::{overlaps, SpanParts, SpanRef, SpanSource, TraceHit, TraceQuery};
 
 /// What summaries, the service graph and RED read.
 const SPAN_REF_COLUMNS: &[&str] = &[
@@ -101,6 +101,37 @@ impl<'a> SpanRefColumns<'a> {
     }
 }
 
+/// The block's columns that hold `parts` of spans, and every other column but the costly ones
+/// (attribute lists and dedicated columns, events, links).
+fn columns_of(parts: SpanParts) -> Vec<&'static str> {
+    let span_dedicated: Vec<String> = SPAN_DEDICATED.iter().map(|(k, _)| span_column(k)).collect();
+    let resource_dedicated: Vec<String> = RESOURCE_DEDICATED
+        .iter()
+        .map(|(k, _)| resource_column(k))
+        .collect();
+    super::schema::SCHEMA
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .filter(|name| {
+            let named = |list: &[String]| list.iter().any(|c| c == name);
+            if *name == col::ATTRIBUTES || named(&span_dedicated) {
+                parts.span_attributes
+            } else if *name == col::RESOURCE_ENTITY_REFS || named(&resource_dedicated) {
+                parts.resource_attributes
+            } else if *name == col::EVENTS {
+                parts.events
+            } else if *name == col::LINKS {
+                parts.links
+            } else if *name == col::SCOPE_ATTRIBUTES {
+                parts.scope_attributes
+            } else {
+                true
+            }
+        })
+        .collect()
+}
+
 /// Calls `f` with each run of rows of one trace in `batches` whose trace overlaps `range`, as OTLP;
 /// false from `f` stops. Returns whether it ran to the end.
 fn each_trace(
@@ -109,6 +140,11 @@ fn each_trace(
     f: &mut dyn FnMut(&TraceId, Vec<ResourceSpans>) -> bool,
 ) -> bool {
     for batch in batches {
+        // Columns left out of the read come back as nulls and empty lists.
+        let Ok(batch) = super::valueless::with_every_column(batch.clone()) else {
+            return true;
+        };
+        let batch = &batch;
         let rows = RowReader::new(batch);
         let column = |name: &str| batch.column_by_name(name).expect("every column is read");
         let ids = column(col::TRACE_ID).as_binary::<i32>();
@@ -247,6 +283,7 @@ impl Block {
         start_ns: u64,
         end_ns: u64,
         query: &TraceQuery,
+        columns: &[&str],
         f: &mut dyn FnMut(&TraceId, Vec<ResourceSpans>) -> bool,
     ) -> io::Result<()> {
         let hits = self.search(&query.unbounded())?;
@@ -259,6 +296,7 @@ impl Block {
             let groups: BTreeSet<usize> =
                 ids.iter().flat_map(|id| index.row_groups_for(id)).collect();
             let batches = self.read(Read {
+                columns: Some(columns),
                 row_groups: Some(groups.into_iter().collect()),
                 traces: Some(Arc::from(ids)),
                 ..Default::default()
@@ -284,6 +322,7 @@ impl Block {
         &self,
         start_ns: u64,
         end_ns: u64,
+        columns: &[&str],
         f: &mut dyn FnMut(&TraceId, Vec<ResourceSpans>) -> bool,
     ) -> io::Result<()> {
         let row_groups = self.row_groups_starting_in(start_ns, end_ns)?;
@@ -293,7 +332,7 @@ impl Block {
         // A trace's rows are consecutive, but may run across batches: its spans are handed on
         // when the next trace begins.
         let mut current: Option<(TraceId, Vec<ResourceSpans>)> = None;
-        for batch in self.batches(Some(row_groups), TRACE_BATCH_ROWS)? {
+        for batch in self.batches(Some(row_groups), Some(columns), TRACE_BATCH_ROWS)? {
             let more = each_trace(
                 &[batch?],
                 (start_ns, end_ns),
@@ -470,6 +509,7 @@ impl SpanSource for Block {
         start_ns: u64,
         end_ns: u64,
         filter: Option<&TraceQuery>,
+        parts: SpanParts,
         f: &mut dyn FnMut(&TraceId, Vec<ResourceSpans>) -> bool,
     ) -> io::Result<()> {
         if !overlaps(
@@ -478,9 +518,10 @@ impl SpanSource for Block {
         ) {
             return Ok(());
         }
+        let columns = columns_of(parts);
         match filter {
-            Some(query) => self.candidate_traces(start_ns, end_ns, query, f),
-            None => self.traces_starting_in(start_ns, end_ns, f),
+            Some(query) => self.candidate_traces(start_ns, end_ns, query, &columns, f),
+            None => self.traces_starting_in(start_ns, end_ns, &columns, f),
         }
     }
 
