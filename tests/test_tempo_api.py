@@ -219,20 +219,26 @@ def test_metrics_query_range_and_instant(stored):
                    params={"q": "{ } | count_over_time() by (resource.service.name)", "step": "5s", **window})
     series = {s["labels"][0]["value"]["stringValue"]: s for s in decoded(response, "QueryRangeResponse")["series"]}
     assert [s["labels"][0]["key"] for s in series.values()] == ["resource.service.name"] * 2
-    # Intervals are right-closed and stamped with their end: (-5 s, 0], (0, 5 s], (5 s, 10 s].
+    # Intervals are right-closed and stamped with their end, from one step before the aligned
+    # start: (-10 s, -5 s], (-5 s, 0], (0, 5 s], (5 s, 10 s].
     assert [(p["timestampMs"], p["value"]) for p in series["gateway"]["samples"]] == [
-        (str((base_s + t) * 1000), 1) for t in (0, 5, 10)]
-    assert [p["value"] for p in series["payments"]["samples"]] == [0, 1, 1]
+        (str((base_s + t) * 1000), n) for t, n in ((-5, 0), (0, 1), (5, 1), (10, 1))]
+    assert [p["value"] for p in series["payments"]["samples"]] == [0, 0, 1, 1]
 
     rate = decoded(get(server, "/api/metrics/query_range", params={"q": "{ } | rate()", "step": "5", **window}),
                    "QueryRangeResponse")
     assert rate["series"][0]["labels"] == [{"key": "__name__", "value": {"stringValue": "rate"}}]
-    assert [p["value"] for p in rate["series"][0]["samples"]] == [0.2, 0.4, 0.4]
+    assert [p["value"] for p in rate["series"][0]["samples"]] == [0, 0.2, 0.4, 0.4]
 
     quantiles = get(server, "/api/metrics/query_range", params={
         "q": '{ resource.service.name = "payments" } | quantile_over_time(duration, .99)', "step": "15s", **window}).json()
     assert {"key": "p", "value": {"doubleValue": 0.99}} in quantiles["series"][0]["labels"]
     assert 1.0 < quantiles["series"][0]["samples"][0]["value"] <= 2.147483648
+
+    # Spans without the `by` attribute count under a nil label, as in Tempo.
+    by_db = decoded(get(server, "/api/metrics/query", params={
+        "q": "{ } | count_over_time() by (span.db.system)", **window}), "QueryInstantResponse")["series"]
+    assert sorted((s["labels"][0]["value"]["stringValue"], s["value"]) for s in by_db) == [("nil", 3), ("postgresql", 2)]
 
     instant = get(server, "/api/metrics/query", params={"q": "{ status = error } | count_over_time()", **window})
     assert [s["value"] for s in decoded(instant, "QueryInstantResponse")["series"]] == [1]

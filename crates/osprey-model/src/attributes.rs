@@ -75,6 +75,15 @@ pub fn matches(attributes: &[KeyValue], key: &str, expected: &str) -> bool {
                 .value
                 .as_ref()
                 .and_then(|v| v.value.as_ref())
-                .is_some_and(|v| value_text(v) == expected)
+                .is_some_and(|v| reads_as(v, expected))
     })
+}
+
+/// Whether a value's text is `expected`, or (an array) one of its elements' is: what searches by
+/// attribute value compare, so `{ span.tags = "a" }` finds `tags = ["a", "b"]`.
+pub fn reads_as(value: &Value, expected: &str) -> bool {
+    value_text(value) == expected
+        || matches!(value, Value::ArrayValue(a) if a.values.iter().any(|v| {
+            v.value.as_ref().is_some_and(|v| reads_as(v, expected))
+        }))
 }

@@ -60,12 +60,16 @@ pub fn default_step(start_ns: u64, end_ns: u64) -> u64 {
 }
 
 impl MetricsRequest {
-    /// Aligns a range query's bounds to its step, as Tempo does.
+    /// Aligns a range query's bounds to its step, as Tempo does (so refreshes of "the last hour"
+    /// give the same intervals), with one more interval before the start.
     pub fn aligned(mut self) -> MetricsRequest {
         if !self.instant {
             let step = self.step_ns.max(1);
             self.start_ns -= self.start_ns % step;
             self.end_ns = self.end_ns.div_ceil(step).saturating_mul(step);
+            if self.start_ns > step {
+                self.start_ns -= step;
+            }
         }
         self
     }
@@ -78,13 +82,14 @@ impl MetricsRequest {
         }
     }
 
-    /// The interval a span starting at `ts` counts in, if any.
+    /// The interval a span starting at `ts` counts in, if any: `[start, end]` for an instant
+    /// query, right-closed steps for a range.
     fn interval(&self, ts: u64) -> Option<usize> {
+        if self.instant {
+            return (self.start_ns..=self.end_ns).contains(&ts).then_some(0);
+        }
         if ts <= self.start_ns || ts > self.end_ns {
             return None;
-        }
-        if self.instant {
-            return Some(0);
         }
         Some(((ts - self.start_ns - 1) / self.step_ns.max(1)) as usize)
     }
@@ -100,7 +105,11 @@ impl MetricsRequest {
     }
 }
 
-/// Per series key: a count, sum, min, max or histogram per interval.
+/// Series a metrics query may make: each holds a value (or more) per interval.
+pub const MAX_SERIES: usize = 1_000;
+
+/// Per series key: a count per interval, and a sum, min and max, or a histogram, per interval
+/// when the function needs them (allocated on first use).
 #[derive(Default)]
 struct Cells {
     counts: Vec<f64>,
@@ -115,38 +124,63 @@ impl Cells {
     fn new(n: usize) -> Cells {
         Cells {
             counts: vec![0.0; n],
-            sums: vec![0.0; n],
-            mins: vec![f64::NAN; n],
-            maxes: vec![f64::NAN; n],
-            buckets: vec![BTreeMap::new(); n],
+            ..Default::default()
         }
     }
 
-    fn add(&mut self, i: usize, value: f64) {
+    fn count(&mut self, i: usize) {
         self.counts[i] += 1.0;
+    }
+
+    fn add(&mut self, i: usize, value: f64) {
+        let n = self.counts.len();
+        if self.sums.is_empty() {
+            self.sums = vec![0.0; n];
+            self.mins = vec![f64::NAN; n];
+            self.maxes = vec![f64::NAN; n];
+        }
+        self.count(i);
         self.sums[i] += value;
-        self.mins[i] = if self.mins[i].is_nan() {
-            value
-        } else {
-            self.mins[i].min(value)
-        };
-        self.maxes[i] = if self.maxes[i].is_nan() {
-            value
-        } else {
-            self.maxes[i].max(value)
-        };
+        // NaN (no value yet) gives way to any value.
+        self.mins[i] = self.mins[i].min(value);
+        self.maxes[i] = self.maxes[i].max(value);
+    }
+
+    fn bucket(&mut self, i: usize, bound: u64) {
+        if self.buckets.is_empty() {
+            self.buckets = vec![BTreeMap::new(); self.counts.len()];
+        }
+        *self.buckets[i].entry(bound).or_default() += 1;
     }
 }
 
 /// Series by their labels (values hold floats, so the map is keyed by the labels' text).
 type SeriesCells = HashMap<String, (Vec<(String, Value)>, Cells)>;
 
-fn cell(cells: &mut SeriesCells, labels: Vec<(String, Value)>, n: usize) -> &mut Cells {
+/// The cells of a series; an error once a query would make more than [`MAX_SERIES`].
+fn cell(cells: &mut SeriesCells, labels: Vec<(String, Value)>, n: usize) -> io::Result<&mut Cells> {
     let key = format!("{labels:?}");
-    &mut cells
+    if cells.len() >= MAX_SERIES && !cells.contains_key(&key) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "the query makes more than {MAX_SERIES} series: group by fewer attributes, or filter first"
+            ),
+        ));
+    }
+    Ok(&mut cells
         .entry(key)
         .or_insert_with(|| (labels, Cells::new(n)))
-        .1
+        .1)
+}
+
+/// The power-of-two bucket of a value (durations in nanoseconds).
+fn bucket_of(value: &Value) -> Option<u64> {
+    let raw = match value {
+        Value::Duration(ns) => (*ns).max(0) as u64,
+        other => other.as_f64()?.max(0.0) as u64,
+    };
+    Some(log2_bucket(raw))
 }
 
 /// A value as a metrics number: durations in seconds.
@@ -214,21 +248,22 @@ impl Query {
         let compare = match &query.function {
             MetricsFunction::Compare {
                 selection,
-                start_s,
-                end_s,
+                start_ns,
+                end_ns,
                 ..
-            } => Some((selection, *start_s, *end_s)),
+            } => Some((selection, *start_ns, *end_ns)),
             _ => None,
         };
         // Spans may start before a trace that overlaps the range: read traces that overlap it.
         let range = (request.start_ns, request.end_ns);
+        let mut failure = None;
         self.whole_traces(
             range,
             filter.as_ref(),
             parts,
             |_: &(), _| false,
             &mut (),
-            |_, _, _, trace| {
+            |_, _, _, _, trace| {
                 let view = TraceView::new(trace);
                 let mut selected: Vec<usize> = evaluate(&query.pipeline, &view)
                     .into_iter()
@@ -241,58 +276,67 @@ impl Query {
                     else {
                         continue;
                     };
-                    if let Some((selection, start_s, end_s)) = compare {
-                        compare_span(
+                    if let Some((selection, window_start, window_end)) = compare {
+                        let counted = compare_span(
                             &mut cells,
                             n,
                             &view,
                             i,
                             interval,
                             selection,
-                            (start_s, end_s),
+                            (window_start, window_end),
                         );
+                        if let Err(e) = counted {
+                            failure = Some(e);
+                            return false;
+                        }
                         continue;
                     }
+                    // A span without a `by` attribute counts under a nil label, as in Tempo.
                     let mut labels: Vec<(String, Value)> = query
                         .by
                         .iter()
                         .zip(&by_labels)
                         .map(|(f, label)| (label.clone(), field_value(f, &view, i)))
-                        .filter(|(_, v)| !v.is_nil())
                         .collect();
                     if query.by.is_empty() {
                         labels.push(("__name__".into(), Value::Str(name.into())));
-                    } else if labels.is_empty() {
-                        continue;
                     }
-                    let value = match &query.function {
-                        MetricsFunction::Rate | MetricsFunction::CountOverTime => Some(1.0),
+                    let observed = match &query.function {
+                        MetricsFunction::Rate | MetricsFunction::CountOverTime => {
+                            cell(&mut cells, labels, n).map(|c| c.count(interval))
+                        }
+                        MetricsFunction::QuantileOverTime(f, _)
+                        | MetricsFunction::HistogramOverTime(f) => {
+                            match bucket_of(&field_value(f, &view, i)) {
+                                Some(bound) => {
+                                    cell(&mut cells, labels, n).map(|c| c.bucket(interval, bound))
+                                }
+                                None => Ok(()),
+                            }
+                        }
                         MetricsFunction::MinOverTime(f)
                         | MetricsFunction::MaxOverTime(f)
                         | MetricsFunction::SumOverTime(f)
-                        | MetricsFunction::AvgOverTime(f)
-                        | MetricsFunction::QuantileOverTime(f, _)
-                        | MetricsFunction::HistogramOverTime(f) => {
-                            let v = field_value(f, &view, i);
-                            let raw = match v {
-                                Value::Duration(ns) => Some(ns.max(0) as u64),
-                                ref other => other.as_f64().map(|x| x.max(0.0) as u64),
-                            };
-                            if let Some(raw) = raw {
-                                let buckets = &mut cell(&mut cells, labels.clone(), n).buckets;
-                                *buckets[interval].entry(log2_bucket(raw)).or_default() += 1;
+                        | MetricsFunction::AvgOverTime(f) => {
+                            match number(&field_value(f, &view, i)) {
+                                Some(v) => cell(&mut cells, labels, n).map(|c| c.add(interval, v)),
+                                None => Ok(()),
                             }
-                            number(&v)
                         }
                         MetricsFunction::Compare { .. } => unreachable!("handled above"),
                     };
-                    if let Some(value) = value {
-                        cell(&mut cells, labels, n).add(interval, value);
+                    if let Err(e) = observed {
+                        failure = Some(e);
+                        return false;
                     }
                 }
                 true
             },
         )?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
         let mut series = match &query.function {
             MetricsFunction::Compare { top, .. } => compare_series(cells, *top),
             function => finish(function, cells, request),
@@ -363,6 +407,15 @@ fn finish(function: &MetricsFunction, cells: SeriesCells, request: &MetricsReque
             1.0
         }
     };
+    let n = request.intervals();
+    // A series whose function kept no value anywhere has its vectors unallocated.
+    let sized = |v: &Vec<f64>| {
+        if v.is_empty() {
+            vec![f64::NAN; n]
+        } else {
+            v.clone()
+        }
+    };
     let mut out = Vec::new();
     for (labels, c) in cells.into_values() {
         let series = |values: Vec<f64>| Series {
@@ -388,8 +441,8 @@ fn finish(function: &MetricsFunction, cells: SeriesCells, request: &MetricsReque
                     .map(|(n, s)| if *n > 0.0 { s / n } else { f64::NAN })
                     .collect(),
             )),
-            MetricsFunction::MinOverTime(_) => out.push(series(c.mins.clone())),
-            MetricsFunction::MaxOverTime(_) => out.push(series(c.maxes.clone())),
+            MetricsFunction::MinOverTime(_) => out.push(series(sized(&c.mins))),
+            MetricsFunction::MaxOverTime(_) => out.push(series(sized(&c.maxes))),
             MetricsFunction::QuantileOverTime(f, quantiles) => {
                 let scale = duration_scale(f);
                 for q in quantiles {
@@ -437,11 +490,12 @@ fn compare_span(
     i: usize,
     interval: usize,
     selection: &FieldExpr,
-    window_s: (i64, i64),
-) {
+    window: (i64, i64),
+) -> io::Result<()> {
     let s = &view.spans[i];
-    let start_s = (s.span.start_time_unix_nano / 1_000_000_000) as i64;
-    let in_window = window_s == (0, 0) || (start_s >= window_s.0 && start_s < window_s.1);
+    // The selection's own window (unix nanoseconds, `(start, end]`), when both bounds are given.
+    let start = s.span.start_time_unix_nano as i64;
+    let in_window = window.0 <= 0 || window.1 <= 0 || (start > window.0 && start <= window.1);
     let selected = in_window && span_matches(selection, view, i);
     let (kind, total) = if selected {
         ("selection", "selection_total")
@@ -479,9 +533,19 @@ fn compare_span(
             continue;
         }
         let meta = |t: &str| ("__meta_type".to_string(), Value::Str(t.into()));
-        cell(cells, vec![meta(kind), (key.clone(), value)], n).add(interval, 1.0);
-        cell(cells, vec![meta(total), (key, Value::Nil)], n).add(interval, 1.0);
+        // Past the series budget, further values are not counted (the totals always are): the
+        // most frequent values, which compare shows, come first in any window worth comparing.
+        if let Ok(c) = cell(cells, vec![meta(kind), (key.clone(), value)], n) {
+            c.count(interval);
+        }
+        let totals = vec![meta(total), (key, Value::Nil)];
+        cells
+            .entry(format!("{totals:?}"))
+            .or_insert_with(|| (totals, Cells::new(n)))
+            .1
+            .count(interval);
     }
+    Ok(())
 }
 
 /// The `top` most frequent values of each attribute, for selection and baseline, and the totals.

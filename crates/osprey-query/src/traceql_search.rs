@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io;
+use std::sync::Arc;
 
 use osprey_model::otlp::ResourceSpans;
 use osprey_model::TraceId;
@@ -15,6 +16,9 @@ use crate::traceql::pushdown::{expr_parts, prefilter};
 use crate::traceql::trace::TraceView;
 use crate::traceql::{FieldExpr, Intrinsic, SpansetExpr, Stage, Value};
 use crate::Query;
+
+/// Traces a search returns at most, whatever it asks.
+pub const MAX_LIMIT: usize = 100_000;
 
 /// What a TraceQL search asks.
 #[derive(Debug, Clone)]
@@ -77,54 +81,45 @@ impl Query {
         let shown = shown_fields(&search.expr);
         let mut matches: Vec<TraceMatch> = Vec::new();
         let mut inspected = 0;
-        // With a prefilter each source hands out traces newest first: once it gave `limit`
-        // matches, the rest of it is older than those.
-        let mut from_source = (usize::MAX, 0);
+        // With a prefilter each source hands out traces newest first by the start of its piece;
+        // a trace's whole start is at most that. So once `limit` matches start at or after the
+        // piece just read, nothing left in the source can be newer than them.
+        let limit = search.limit.clamp(1, MAX_LIMIT);
         let sources = self.whole_traces(
             (search.start_ns, search.end_ns),
             filter.as_ref(),
             parts,
             // Older sources cannot change the answer once `limit` matches start after they end.
             |matches: &Vec<TraceMatch>, source_end| {
-                if search.limit == 0 || matches.len() < search.limit {
-                    return false;
-                }
-                let mut starts: Vec<u64> = matches.iter().map(|m| m.start_ns).collect();
-                starts.sort_unstable_by(|a, b| b.cmp(a));
-                starts[search.limit - 1] > source_end
+                matches.iter().filter(|m| m.start_ns > source_end).count() >= limit
             },
             &mut matches,
-            |matches, source, id, trace| {
+            |matches, _, piece_start, id, trace| {
                 inspected += 1;
-                if from_source.0 != source {
-                    from_source = (source, 0);
-                }
                 if let Some(found) = evaluate_trace(search, &shown, *id, trace) {
                     matches.push(found);
-                    from_source.1 += 1;
-                    if filter.is_some() && from_source.1 >= search.limit {
-                        return false;
-                    }
                     // Only the newest `limit` are kept as a source is read.
-                    if matches.len() >= 4 * search.limit.max(1) {
-                        newest_first(matches, search.limit);
+                    if matches.len() >= 4 * limit {
+                        newest_first(matches, limit);
                     }
                 }
-                true
+                !(filter.is_some()
+                    && matches.iter().filter(|m| m.start_ns >= piece_start).count() >= limit)
             },
         )?;
         let stats = SearchStats {
             inspected_traces: inspected,
             sources,
         };
-        newest_first(&mut matches, search.limit);
+        newest_first(&mut matches, limit);
         Ok((matches, stats))
     }
 }
 
 impl Query {
     /// Hands `f` every trace overlapping `range` (with a span meeting `filter`, when given),
-    /// whole even when cut across sources, each once, with the index of the source it comes from;
+    /// whole even when cut across sources, each once, with the index of the source it comes from
+    /// and the start of that source's piece of it;
     /// sources newest first (and, with a filter, each source's traces newest first), and no older
     /// source is read once `done(state, its end)` says so. `f` returns false to read no more of
     /// the current source. Returns the number of sources read.
@@ -135,7 +130,7 @@ impl Query {
         parts: SpanParts,
         done: impl Fn(&S, u64) -> bool,
         state: &mut S,
-        mut f: impl FnMut(&mut S, usize, &TraceId, &[ResourceSpans]) -> bool,
+        mut f: impl FnMut(&mut S, usize, u64, &TraceId, &[ResourceSpans]) -> bool,
     ) -> io::Result<u64> {
         let mut sources: Vec<_> = self
             .sources()
@@ -146,7 +141,8 @@ impl Query {
             })
             .collect();
         sources.sort_by_key(|(r, _)| std::cmp::Reverse(r.1));
-        let all: Vec<_> = sources.iter().map(|(_, s)| s.clone()).collect();
+        // A trace's other pieces may be in sources outside the range.
+        let all = self.sources();
         let mut seen: HashSet<TraceId> = HashSet::new();
         let mut read = 0;
         for (index, ((_, end), source)) in sources.iter().enumerate() {
@@ -159,11 +155,17 @@ impl Query {
                 if !seen.insert(*id) {
                     return true;
                 }
+                let piece_start = pieces
+                    .iter()
+                    .flat_map(|rs| &rs.scope_spans)
+                    .flat_map(|ss| &ss.spans)
+                    .map(|s| s.start_time_unix_nano)
+                    .min()
+                    .unwrap_or(0);
                 // A trace cut across sources is evaluated whole.
                 let split = all
                     .iter()
-                    .enumerate()
-                    .any(|(i, other)| i != index && other.may_hold(id));
+                    .any(|other| !Arc::ptr_eq(other, source) && other.may_hold(id));
                 let trace = if split {
                     match self.trace(id) {
                         Ok(Some(trace)) => trace,
@@ -176,7 +178,7 @@ impl Query {
                 } else {
                     combine(pieces)
                 };
-                f(state, index, id, &trace)
+                f(state, index, piece_start, id, &trace)
             })?;
             if let Some(e) = failure {
                 return Err(e);

@@ -134,7 +134,7 @@ impl Query {
             parts,
             |seen: &u64, _| *seen >= TAGS_SPAN_BUDGET,
             &mut spans_seen,
-            |seen, _, _, trace| {
+            |seen, _, _, _, trace| {
                 let view = TraceView::new(trace);
                 *seen += view.spans.len() as u64;
                 match filter {

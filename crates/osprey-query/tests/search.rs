@@ -256,18 +256,40 @@ fn traceql_evaluates_whole_traces_wherever_their_spans_are() {
                 span(3, 5, None, "POST /", 2000, 300),
             ],
         ),
-        request("db", vec![span(1, 2, Some(1), "SELECT", 10, 80)]),
+        request(
+            "db",
+            vec![{
+                use osprey_model::otlp::{any_value::Value as Any, AnyValue, ArrayValue, KeyValue};
+                let mut select = span(1, 2, Some(1), "SELECT", 10, 80);
+                let text = |s: &str| AnyValue {
+                    value: Some(Any::StringValue(s.into())),
+                };
+                select.attributes.push(KeyValue {
+                    key: "tags".into(),
+                    value: Some(AnyValue {
+                        value: Some(Any::ArrayValue(ArrayValue {
+                            values: vec![text("a"), text("b")],
+                        })),
+                    }),
+                    ..Default::default()
+                });
+                select
+            }],
+        ),
         request("gateway", vec![span(2, 3, None, "GET /", 1000, 5)]),
-        request("db", vec![{
-            let mut insert = span(3, 6, Some(5), "INSERT", 2010, 200);
-            insert.events = vec![osprey_model::otlp::span::Event {
-                name: "retry".into(),
-                time_unix_nano: 2_050_000_000,
-                attributes: vec![string_attribute("attempt", "2")],
-                ..Default::default()
-            }];
-            insert
-        }]),
+        request(
+            "db",
+            vec![{
+                let mut insert = span(3, 6, Some(5), "INSERT", 2010, 200);
+                insert.events = vec![osprey_model::otlp::span::Event {
+                    name: "retry".into(),
+                    time_unix_nano: 2_050_000_000,
+                    attributes: vec![string_attribute("attempt", "2")],
+                    ..Default::default()
+                }];
+                insert
+            }],
+        ),
     ];
     for_each_state(&batches, |query| {
         let search = |q: &str, limit: usize| {
@@ -294,8 +316,16 @@ fn traceql_evaluates_whole_traces_wherever_their_spans_are() {
         assert_eq!(ids(r#"{ name = "GET /" }"#), [2, 1]);
         assert_eq!(ids("{ duration > 50ms } | count() > 1"), [3, 1]);
         assert_eq!(ids(r#"{ span.span.n = "6" }"#), [3]);
+        // An array attribute matches when an element does (also through the sources' prefilter),
+        // and `!=` when none is equal.
+        assert_eq!(ids(r#"{ span.tags = "b" }"#), [1]);
+        assert_eq!(ids(r#"{ span.tags != "a" }"#), Vec::<u8>::new());
+        assert_eq!(ids(r#"{ span.tags != "c" }"#), [1]);
         // Events are read (from blocks too) when the query names them.
-        assert_eq!(ids(r#"{ event:name = "retry" && event.attempt = "2" }"#), [3]);
+        assert_eq!(
+            ids(r#"{ event:name = "retry" && event.attempt = "2" }"#),
+            [3]
+        );
         assert_eq!(ids(r#"{ event.attempt = "3" }"#), Vec::<u8>::new());
         assert_eq!(
             ids(r#"{ span.span.n = "6" && name = "SELECT" }"#),
@@ -505,6 +535,65 @@ fn traceql_reads_candidates_newest_first_across_pages() {
         assert_eq!(
             starts(r#"{ name = "wanted" } && { name = "root" }"#, 2),
             [2995, 2990]
+        );
+
+        // A metrics query that would make more series than the budget is refused, not grown.
+        let Root::Metrics(by_trace) = parse("{ } | count_over_time() by (trace:id)").unwrap().root
+        else {
+            panic!()
+        };
+        let refused = query
+            .traceql_metrics(&osprey_query::MetricsRequest {
+                query: by_trace,
+                start_ns: 0,
+                end_ns: 4_000_000_000,
+                step_ns: 1_000_000_000,
+                instant: false,
+            })
+            .unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(
+            refused.to_string().contains("more than 1000 series"),
+            "{refused}"
+        );
+    });
+}
+
+#[test]
+fn traceql_limit_keeps_the_newest_traces_when_one_is_split() {
+    use osprey_query::traceql::{parse, Root};
+    use osprey_query::TraceqlSearch;
+    // Trace 1 starts at 10 s (its root in the first batch) and has a span "x" at 100 s (in the
+    // second); trace 2 is all in the second batch, its "x" at 50 s. Split: a block, then the head,
+    // which hands out trace 1's piece (100 s) before trace 2 (50 s).
+    let batches = [
+        request("a", vec![span(1, 1, None, "root", 10_000, 100_000)]),
+        request(
+            "a",
+            vec![
+                span(1, 2, Some(1), "x", 100_000, 10),
+                span(2, 3, None, "x", 50_000, 10),
+            ],
+        ),
+    ];
+    for_each_state(&batches, |query| {
+        let Root::Spans(expr) = parse(r#"{ name = "x" }"#).unwrap().root else {
+            panic!()
+        };
+        let found = query
+            .traceql_search(&TraceqlSearch {
+                expr,
+                start_ns: 0,
+                end_ns: u64::MAX,
+                limit: 1,
+                spans_per_spanset: 3,
+            })
+            .unwrap()
+            .0;
+        assert_eq!(
+            found.iter().map(|m| m.trace_id.0[0]).collect::<Vec<_>>(),
+            [2],
+            "trace 2 started last"
         );
     });
 }

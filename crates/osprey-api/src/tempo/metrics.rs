@@ -49,6 +49,10 @@ async fn run(State(state): State<ApiState>, RawQuery(query): RawQuery, instant: 
     };
     let series = match answer {
         Ok(series) => series,
+        // A query asking more than the engine gives (too many series).
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            return Tempo::bad_request(e.to_string())
+        }
         Err(e) => return Tempo::internal(e),
     };
     let metrics = json!({"completedJobs": 1, "totalJobs": 1});
@@ -76,12 +80,15 @@ async fn run(State(state): State<ApiState>, RawQuery(query): RawQuery, instant: 
     Json(json!({"series": series, "metrics": metrics})).into_response()
 }
 
-/// Series labels as OTLP key/values; a label without a value (compare's totals) has an empty one.
+/// Series labels as OTLP key/values; a label without a value (a span without a `by` attribute,
+/// compare's totals) reads `nil`, as Tempo writes it.
 fn labels(series: &Series) -> Vec<Json_> {
     series
         .labels
         .iter()
-        .map(|(key, value)| json!({"key": key, "value": any_value(value).unwrap_or(json!({}))}))
+        .map(|(key, value)| {
+            json!({"key": key, "value": any_value(value).unwrap_or(json!({"stringValue": "nil"}))})
+        })
         .collect()
 }
 

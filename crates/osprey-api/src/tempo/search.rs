@@ -341,7 +341,8 @@ fn trace_json(m: &TraceMatch) -> Json_ {
         "spanSets": spansets,
         "serviceStats": stats,
     });
-    let duration_ms = m.duration_ns / 1_000_000;
+    // tempopb declares it uint32.
+    let duration_ms = (m.duration_ns / 1_000_000).min(u32::MAX as u64);
     if duration_ms > 0 {
         trace["durationMs"] = json!(duration_ms);
     }

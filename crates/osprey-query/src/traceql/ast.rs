@@ -428,12 +428,12 @@ pub enum MetricsFunction {
     AvgOverTime(FieldExpr),
     QuantileOverTime(FieldExpr, Vec<f64>),
     HistogramOverTime(FieldExpr),
-    /// `compare({selection}, topN, start, end)`.
+    /// `compare({selection}, topN, start, end)`: start and end in unix nanoseconds (0: none).
     Compare {
         selection: FieldExpr,
         top: usize,
-        start_s: i64,
-        end_s: i64,
+        start_ns: i64,
+        end_ns: i64,
     },
 }
 

@@ -3,6 +3,8 @@
 //! and `||` combine spansets, structural operators relate spans through their parent links, and
 //! each pipeline stage maps the spansets the previous one gave.
 
+use std::collections::HashMap;
+
 use osprey_model::otlp::span::{Event, Link};
 use osprey_model::otlp::KeyValue;
 
@@ -68,53 +70,131 @@ fn union(sets: Vec<Spanset>) -> Vec<usize> {
 
 fn combine(op: SpansetOp, trace: &TraceView, left: &[usize], right: &[usize]) -> Vec<usize> {
     use SpansetOp::*;
-    let parent_of = |s: usize| trace.spans[s].parent;
-    let is_child = |child: usize, parent: usize| parent_of(child) == Some(parent);
-    let is_sibling =
-        |a: usize, b: usize| a != b && parent_of(a).is_some() && parent_of(a) == parent_of(b);
-    // "r relates to some l" for each structural operator: `l > r` keeps the r that are children of an l.
-    let relates = |op: SpansetOp, r: usize| -> bool {
-        left.iter().any(|&l| match op {
-            Child | NotChild | UnionChild => is_child(r, l),
-            Parent | NotParent | UnionParent => is_child(l, r),
-            Descendant | NotDescendant | UnionDescendant => trace.is_ancestor(l, r),
-            Ancestor | NotAncestor | UnionAncestor => trace.is_ancestor(r, l),
-            Sibling | NotSibling | UnionSibling => is_sibling(l, r),
-            And | Union => false,
-        })
-    };
-    let mut out: Vec<usize> = match op {
+    let relation = match op {
         And => {
             if left.is_empty() || right.is_empty() {
                 return Vec::new();
             }
-            left.iter().chain(right).copied().collect()
+            return sorted(left.iter().chain(right).copied().collect());
         }
-        Union => left.iter().chain(right).copied().collect(),
-        Child | Parent | Descendant | Ancestor | Sibling => {
-            right.iter().copied().filter(|&r| relates(op, r)).collect()
-        }
+        Union => return sorted(left.iter().chain(right).copied().collect()),
+        Child | NotChild | UnionChild => Relation::Child,
+        Parent | NotParent | UnionParent => Relation::Parent,
+        Descendant | NotDescendant | UnionDescendant => Relation::Descendant,
+        Ancestor | NotAncestor | UnionAncestor => Relation::Ancestor,
+        Sibling | NotSibling | UnionSibling => Relation::Sibling,
+    };
+    // `l > r` keeps the r that are children of an l, and so on: which spans relate to the left.
+    let related = related(relation, trace, left);
+    let kept_right: Vec<usize> = right.iter().copied().filter(|&r| related[r]).collect();
+    match op {
         NotChild | NotParent | NotDescendant | NotAncestor | NotSibling => {
-            right.iter().copied().filter(|&r| !relates(op, r)).collect()
+            right.iter().copied().filter(|&r| !related[r]).collect()
         }
         UnionChild | UnionParent | UnionDescendant | UnionAncestor | UnionSibling => {
-            // Both sides of each related pair.
-            let kept_right: Vec<usize> =
-                right.iter().copied().filter(|&r| relates(op, r)).collect();
-            let kept_left = left.iter().copied().filter(|&l| {
-                kept_right.iter().any(|&r| match op {
-                    UnionChild => is_child(r, l),
-                    UnionParent => is_child(l, r),
-                    UnionDescendant => trace.is_ancestor(l, r),
-                    UnionAncestor => trace.is_ancestor(r, l),
-                    _ => is_sibling(l, r),
-                })
-            });
-            kept_left.chain(kept_right.iter().copied()).collect()
+            // Both spans of every related pair: the left ones related the other way round.
+            let back = related_back(relation, trace, &kept_right);
+            let kept_left = left.iter().copied().filter(|&l| back[l]);
+            sorted(kept_left.chain(kept_right.iter().copied()).collect())
         }
+        _ => kept_right,
+    }
+}
+
+fn sorted(mut spans: Vec<usize>) -> Vec<usize> {
+    spans.sort_unstable();
+    spans.dedup();
+    spans
+}
+
+/// How a span relates to a spanset, for the structural operators.
+#[derive(Clone, Copy)]
+enum Relation {
+    Child,
+    Parent,
+    Descendant,
+    Ancestor,
+    Sibling,
+}
+
+fn related_back(relation: Relation, trace: &TraceView, of: &[usize]) -> Vec<bool> {
+    use Relation::*;
+    let inverse = match relation {
+        Child => Parent,
+        Parent => Child,
+        Descendant => Ancestor,
+        Ancestor => Descendant,
+        Sibling => Sibling,
     };
-    out.sort_unstable();
-    out.dedup();
+    related(inverse, trace, of)
+}
+
+/// For every span of the trace, whether it stands in `relation` to some span of `of`: linear in
+/// the trace's spans (times its depth for descendants), so a structural query over a trace of
+/// 50,000 spans stays fast.
+fn related(relation: Relation, trace: &TraceView, of: &[usize]) -> Vec<bool> {
+    let n = trace.spans.len();
+    let parent = |s: usize| trace.spans[s].parent;
+    let mut member = vec![false; n];
+    for &s in of {
+        member[s] = true;
+    }
+    let mut out = vec![false; n];
+    match relation {
+        Relation::Child => {
+            for (s, o) in out.iter_mut().enumerate() {
+                *o = parent(s).is_some_and(|p| member[p]);
+            }
+        }
+        Relation::Parent => {
+            for &s in of {
+                if let Some(p) = parent(s) {
+                    out[p] = true;
+                }
+            }
+        }
+        Relation::Descendant => {
+            for (s, o) in out.iter_mut().enumerate() {
+                // Bounded: parent links from bad data may loop.
+                let mut at = parent(s);
+                for _ in 0..n {
+                    match at {
+                        Some(p) if member[p] => {
+                            *o = true;
+                            break;
+                        }
+                        Some(p) => at = parent(p),
+                        None => break,
+                    }
+                }
+            }
+        }
+        Relation::Ancestor => {
+            for &s in of {
+                let mut at = parent(s);
+                for _ in 0..n {
+                    match at {
+                        Some(p) if !out[p] => {
+                            out[p] = true;
+                            at = parent(p);
+                        }
+                        _ => break,
+                    }
+                }
+            }
+        }
+        Relation::Sibling => {
+            let mut children_in_of = vec![0usize; n];
+            for &s in of {
+                if let Some(p) = parent(s) {
+                    children_in_of[p] += 1;
+                }
+            }
+            for (s, o) in out.iter_mut().enumerate() {
+                *o = parent(s).is_some_and(|p| children_in_of[p] > member[s] as usize);
+            }
+        }
+    }
     out
 }
 
@@ -125,12 +205,18 @@ fn apply_stage(stage: &Stage, trace: &TraceView, sets: Vec<Spanset>) -> Vec<Span
         Stage::By(field, label) => {
             let mut out = Vec::new();
             for set in sets {
+                // Groups in the order their first span comes, found by the value's text and type.
                 let mut groups: Vec<(Value, Vec<usize>)> = Vec::new();
+                let mut index: HashMap<(String, &str), usize> = HashMap::new();
                 for &i in &set.spans {
                     let value = field_value(field, trace, i);
-                    match groups.iter_mut().find(|(v, _)| *v == value) {
-                        Some((_, spans)) => spans.push(i),
-                        None => groups.push((value, vec![i])),
+                    let key = (value.to_string(), value.type_name());
+                    match index.get(&key) {
+                        Some(&g) => groups[g].1.push(i),
+                        None => {
+                            index.insert(key, groups.len());
+                            groups.push((value, vec![i]));
+                        }
                     }
                 }
                 for (value, spans) in groups {
@@ -305,12 +391,21 @@ fn eval(expr: &FieldExpr, trace: &TraceView, at: At) -> Value {
             operand,
             regex,
         } => {
+            // Only strings match regular expressions (as in Tempo); `!~` on an array holds when
+            // no element matches.
             let matches = |v: &Value| match v {
-                Value::Nil | Value::Array(_) => None,
-                other => Some(regex.is_match(&other.to_string())),
+                Value::Str(s) => Some(regex.is_match(s)),
+                _ => None,
             };
             let found = match eval(operand, trace, at) {
-                Value::Array(items) => items.iter().filter_map(matches).any(|m| m != *negated),
+                Value::Array(items) => {
+                    let results: Vec<bool> = items.iter().filter_map(matches).collect();
+                    if *negated {
+                        !results.is_empty() && results.iter().all(|m| !m)
+                    } else {
+                        results.iter().any(|m| *m)
+                    }
+                }
                 v => matches(&v).is_some_and(|m| m != *negated),
             };
             Value::Bool(found)

@@ -129,7 +129,7 @@ impl Lexer<'_> {
         if c == '"' || c == '`' {
             return self.string().map(Tok::Str);
         }
-        let next_is_digit = self.rest()[1..]
+        let next_is_digit = self.rest()[c.len_utf8()..]
             .chars()
             .next()
             .is_some_and(|d| d.is_ascii_digit());

@@ -13,7 +13,7 @@ use std::fmt;
 
 pub use ast::*;
 pub use lexer::parse_duration;
-pub use parser::{parse, parse_field};
+pub use parser::{parse, parse_field, MAX_DEPTH, MAX_TOKENS};
 pub use value::{duration_text, Value};
 
 /// Why a query could not be parsed: where (a byte offset, and the line and column a user sees) and

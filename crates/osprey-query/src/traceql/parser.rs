@@ -66,12 +66,14 @@ fn precedence(symbol: &str) -> Option<(u8, bool)> {
     })
 }
 
+/// Tokens a query may have: evaluation recurses down chains of operators, which must not
+/// overflow a thread's stack, and no real query comes near.
+pub const MAX_TOKENS: usize = 2_048;
+/// Parentheses, unary operators and `^` nested at most this deep.
+pub const MAX_DEPTH: usize = 64;
+
 pub fn parse(text: &str) -> Result<Query, ParseError> {
-    let mut parser = Parser {
-        text,
-        tokens: tokens(text)?,
-        next: 0,
-    };
+    let mut parser = Parser::new(text)?;
     let root = parser.query(0)?;
     let mut hints = Vec::new();
     if parser.peek() == &Tok::Word("with".into()) {
@@ -88,11 +90,7 @@ pub fn parse(text: &str) -> Result<Query, ParseError> {
 /// One attribute or intrinsic written alone (`resource.service.name`, `span:name`, `.x`,
 /// `status`), as the tag-value APIs name the tag they list.
 pub fn parse_field(text: &str) -> Result<FieldExpr, ParseError> {
-    let mut parser = Parser {
-        text,
-        tokens: tokens(text)?,
-        next: 0,
-    };
+    let mut parser = Parser::new(text)?;
     let field = parser.attribute_argument()?;
     parser.expect_end()?;
     Ok(field)
@@ -102,9 +100,45 @@ struct Parser<'a> {
     text: &'a str,
     tokens: Vec<Token>,
     next: usize,
+    /// How deep `query` and `field` are nested now.
+    depth: usize,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
+    fn new(text: &'a str) -> Result<Parser<'a>, ParseError> {
+        let tokens = tokens(text)?;
+        if tokens.len() > MAX_TOKENS {
+            return Err(ParseError::new(
+                text,
+                tokens[MAX_TOKENS].at,
+                format!("the query is longer than {MAX_TOKENS} tokens"),
+            ));
+        }
+        Ok(Parser {
+            text,
+            tokens,
+            next: 0,
+            depth: 0,
+        })
+    }
+
+    /// Runs `parse` one level deeper, refusing past [`MAX_DEPTH`].
+    fn nested<T>(
+        &mut self,
+        parse: impl FnOnce(&mut Self) -> Result<T, ParseError>,
+    ) -> Result<T, ParseError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.error(
+                self.at(),
+                format!("the query nests deeper than {MAX_DEPTH} levels"),
+            ));
+        }
+        self.depth += 1;
+        let result = parse(self);
+        self.depth -= 1;
+        result
+    }
+
     fn peek(&self) -> &Tok {
         &self.tokens[self.next].tok
     }
@@ -159,6 +193,10 @@ impl Parser<'_> {
     // ---- the query level -------------------------------------------------------------------
 
     fn query(&mut self, min: u8) -> Result<Node, ParseError> {
+        self.nested(|p| p.query_level(min))
+    }
+
+    fn query_level(&mut self, min: u8) -> Result<Node, ParseError> {
         let mut lhs = self.query_atom()?;
         while let Tok::Sym(symbol) = *self.peek() {
             let Some((level, right)) = precedence(symbol) else {
@@ -311,6 +349,10 @@ impl Parser<'_> {
     // ---- field expressions (inside `{ }`) --------------------------------------------------
 
     fn field(&mut self, min: u8) -> Result<FieldExpr, ParseError> {
+        self.nested(|p| p.field_level(min))
+    }
+
+    fn field_level(&mut self, min: u8) -> Result<FieldExpr, ParseError> {
         let mut lhs = self.field_unary()?;
         while let Tok::Sym(symbol) = *self.peek() {
             let Some((level, right)) = precedence(symbol) else {
@@ -608,7 +650,7 @@ impl Parser<'_> {
                         }
                     }
                 }
-                let (top, start_s, end_s) = match numbers.as_slice() {
+                let (top, start_ns, end_ns) = match numbers.as_slice() {
                     [] => (10, 0, 0),
                     [top] => (*top, 0, 0),
                     [top, start, end] => (*top, *start, *end),
@@ -619,11 +661,16 @@ impl Parser<'_> {
                         ))
                     }
                 };
+                if !(1..=1000).contains(&top) {
+                    return Err(
+                        self.error(call.at, "compare()'s top count must be between 1 and 1000")
+                    );
+                }
                 MetricsFunction::Compare {
                     selection: selection.clone(),
                     top: top as usize,
-                    start_s,
-                    end_s,
+                    start_ns,
+                    end_ns,
                 }
             }
             _ => unreachable!("only called for metrics functions"),

@@ -205,3 +205,41 @@ fn errors_name_the_position_and_what_was_expected() {
     let e = error("{\n  .a = 1 &&\n  = 2 }");
     assert_eq!((e.line, e.column), (3, 3), "{e}");
 }
+
+#[test]
+fn deep_or_long_queries_are_refused_before_they_can_exhaust_the_stack() {
+    let nested = format!("{}{{}}{}", "(".repeat(200), ")".repeat(200));
+    assert!(error(&nested).message.contains("nests deeper than"));
+    let nots = format!("{{ {}true }}", "!".repeat(200));
+    assert!(error(&nots).message.contains("nests deeper than"));
+    let powers = format!("{{ .a = 2{} }}", " ^ 2".repeat(200));
+    assert!(error(&powers).message.contains("nests deeper than"));
+    let long = format!("{{}}{}", " && {}".repeat(1_000));
+    assert!(error(&long).message.contains("longer than"));
+    assert!(parse(&"x".repeat(100_000)).is_err());
+
+    // The longest chains allowed parse and evaluate on a thread with an 8 MiB stack (what the
+    // server's threads have: `osprey` sets it), also in a debug build.
+    let spansets = format!("{{}}{}", " && {}".repeat(MAX_TOKENS / 3 - 2));
+    let conditions = format!("{{ .a = 1{} }}", " && .a = 1".repeat(MAX_TOKENS / 4 - 2));
+    std::thread::Builder::new()
+        .stack_size(8 << 20)
+        .spawn(move || {
+            use crate::traceql::eval::evaluate;
+            use crate::traceql::trace::TraceView;
+            let trace = vec![osprey_model::fixtures::service_spans(
+                "s",
+                vec![osprey_model::fixtures::span(1, 1, None, "root", 0, 10)],
+            )];
+            let view = TraceView::new(&trace);
+            for query in [spansets, conditions] {
+                let Root::Spans(expr) = parse(&query).unwrap().root else {
+                    panic!()
+                };
+                evaluate(&expr, &view);
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}

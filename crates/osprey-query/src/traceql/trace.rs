@@ -104,12 +104,6 @@ impl<'a> TraceView<'a> {
             spans,
         }
     }
-
-    /// Whether `ancestor` is above `span` (by nested sets: O(1)).
-    pub fn is_ancestor(&self, ancestor: usize, span: usize) -> bool {
-        let (a, s) = (&self.spans[ancestor], &self.spans[span]);
-        ancestor != span && a.left < s.left && s.right < a.right
-    }
 }
 
 /// Numbers every span by a depth-first walk (iterative: traces can be deep). Spans whose parent is

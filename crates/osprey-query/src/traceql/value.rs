@@ -85,11 +85,19 @@ impl Value {
     }
 
     pub fn compare(&self, op: CompareOp, other: &Value) -> bool {
+        // An array matches when an element does; `!=` when none is equal (as Tempo's "not in").
+        let array = |items: &[Value], one: &dyn Fn(&Value) -> bool| {
+            if op == CompareOp::Ne {
+                !items.is_empty() && items.iter().all(one)
+            } else {
+                items.iter().any(one)
+            }
+        };
         if let Value::Array(items) = self {
-            return items.iter().any(|v| v.compare(op, other));
+            return array(items, &|v| v.compare(op, other));
         }
         if let Value::Array(items) = other {
-            return items.iter().any(|v| self.compare(op, v));
+            return array(items, &|v| self.compare(op, v));
         }
         let Some(order) = self.order(other) else {
             return false;

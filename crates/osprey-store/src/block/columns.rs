@@ -230,9 +230,11 @@ impl<'a> KeyValueReader<'a> {
                 && match self.value_type.value(i) {
                     value_type::STRING => condition.string.at(i),
                     value_type::ABSENT | value_type::EMPTY => false,
-                    _ => self.entry(i).value.and_then(|v| v.value).is_some_and(|v| {
-                        osprey_model::attributes::value_text(&v) == condition.text
-                    }),
+                    _ => self
+                        .entry(i)
+                        .value
+                        .and_then(|v| v.value)
+                        .is_some_and(|v| osprey_model::attributes::reads_as(&v, condition.text)),
                 }
         })
     }

@@ -138,13 +138,10 @@ fn each_trace(
     batches: &[RecordBatch],
     range: (u64, u64),
     f: &mut dyn FnMut(&TraceId, Vec<ResourceSpans>) -> bool,
-) -> bool {
+) -> io::Result<bool> {
     for batch in batches {
         // Columns left out of the read come back as nulls and empty lists.
-        let Ok(batch) = super::valueless::with_every_column(batch.clone()) else {
-            return true;
-        };
-        let batch = &batch;
+        let batch = &super::valueless::with_every_column(batch.clone()).map_err(super::io_error)?;
         let rows = RowReader::new(batch);
         let column = |name: &str| batch.column_by_name(name).expect("every column is read");
         let ids = column(col::TRACE_ID).as_binary::<i32>();
@@ -160,13 +157,13 @@ fn each_trace(
             if overlaps((start, start + trace_durations.value(row)), range) {
                 let id = TraceId::from_bytes(raw).unwrap_or(TraceId([0; 16]));
                 if !f(&id, rows.resource_spans(row..row + run)) {
-                    return false;
+                    return Ok(false);
                 }
             }
             row += run;
         }
     }
-    true
+    Ok(true)
 }
 
 /// Which rows of a batch (holding the attribute lists and any dedicated columns of the wanted keys)
@@ -250,6 +247,24 @@ impl Block {
 
     /// Row groups whose span start times can overlap `[start, end]`, from the footer's statistics.
     fn row_groups_starting_in(&self, start: u64, end: u64) -> io::Result<Vec<usize>> {
+        self.row_groups_where(|range| range(col::START).is_none_or(|r| overlaps(r, (start, end))))
+    }
+
+    /// Row groups that can hold a span overlapping `[start, end]`: one starting by `end` and one
+    /// ending from `start` on.
+    fn row_groups_overlapping(&self, start: u64, end: u64) -> io::Result<Vec<usize>> {
+        self.row_groups_where(|range| {
+            range(col::START).is_none_or(|(first, _)| first <= end)
+                && range(col::END).is_none_or(|(_, last)| last >= start)
+        })
+    }
+
+    /// The row groups for which `keep` holds, given each column's (min, max) in the row group from
+    /// the footer's statistics (`None`: unknown).
+    fn row_groups_where(
+        &self,
+        keep: impl Fn(&dyn Fn(&str) -> Option<(u64, u64)>) -> bool,
+    ) -> io::Result<Vec<usize>> {
         let footer = self.runtime.block_on(self.reader_metadata())?;
         Ok(footer
             .plain
@@ -258,19 +273,21 @@ impl Block {
             .iter()
             .enumerate()
             .filter(|(_, group)| {
-                let span_starts = group
-                    .columns()
-                    .iter()
-                    .find(|c| c.column_path().string() == col::START)
-                    .and_then(|c| c.statistics())
-                    .and_then(|s| match s {
-                        // Unsigned 64-bit values are stored as INT64; times fit in 63 bits.
-                        parquet::file::statistics::Statistics::Int64(s) => {
-                            Some((*s.min_opt()? as u64, *s.max_opt()? as u64))
-                        }
-                        _ => None,
-                    });
-                span_starts.is_none_or(|range| overlaps(range, (start, end)))
+                let range = |name: &str| {
+                    group
+                        .columns()
+                        .iter()
+                        .find(|c| c.column_path().string() == name)
+                        .and_then(|c| c.statistics())
+                        .and_then(|s| match s {
+                            // Unsigned 64-bit values are stored as INT64; times fit in 63 bits.
+                            parquet::file::statistics::Statistics::Int64(s) => {
+                                Some((*s.min_opt()? as u64, *s.max_opt()? as u64))
+                            }
+                            _ => None,
+                        })
+                };
+                keep(&range)
             })
             .map(|(i, _)| i)
             .collect())
@@ -305,7 +322,7 @@ impl Block {
             each_trace(&batches, (start_ns, end_ns), &mut |id, spans| {
                 found.entry(*id).or_insert_with(Vec::new).extend(spans);
                 true
-            });
+            })?;
             for hit in chunk {
                 if let Some(spans) = found.remove(&hit.trace_id) {
                     if !f(&hit.trace_id, spans) {
@@ -317,7 +334,8 @@ impl Block {
         Ok(())
     }
 
-    /// Every trace of the row groups whose spans start in the range, in trace-id order, streamed.
+    /// Every trace of the row groups that hold a span overlapping the range, in trace-id order,
+    /// streamed.
     fn traces_starting_in(
         &self,
         start_ns: u64,
@@ -325,7 +343,7 @@ impl Block {
         columns: &[&str],
         f: &mut dyn FnMut(&TraceId, Vec<ResourceSpans>) -> bool,
     ) -> io::Result<()> {
-        let row_groups = self.row_groups_starting_in(start_ns, end_ns)?;
+        let row_groups = self.row_groups_overlapping(start_ns, end_ns)?;
         if row_groups.is_empty() {
             return Ok(());
         }
@@ -346,7 +364,7 @@ impl Block {
                         None => true,
                     },
                 },
-            );
+            )?;
             if !more {
                 return Ok(());
             }
