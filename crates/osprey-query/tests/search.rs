@@ -242,10 +242,27 @@ fn newest_by_trace_start_wherever_the_spans_are() {
     });
 }
 
+/// The newest `limit` traces a TraceQL search matches, at any time.
+fn traceql(query: &Query, q: &str, limit: usize) -> Vec<osprey_query::TraceMatch> {
+    use osprey_query::traceql::{parse, Root};
+    let Root::Spans(expr) = parse(q).unwrap().root else {
+        panic!("{q} is not a search")
+    };
+    query
+        .traceql_search(&osprey_query::TraceqlSearch {
+            expr,
+            start_ns: 0,
+            end_ns: u64::MAX,
+            limit,
+            spans_per_spanset: 3,
+        })
+        .unwrap()
+        .0
+}
+
 #[test]
 fn traceql_evaluates_whole_traces_wherever_their_spans_are() {
-    use osprey_query::traceql::{parse, Root, Value};
-    use osprey_query::TraceqlSearch;
+    use osprey_query::traceql::Value;
     // Trace 3's root is in the first half of the batches, its child in the second: in the split
     // state one is in a block and the other in the head.
     let batches = [
@@ -292,21 +309,7 @@ fn traceql_evaluates_whole_traces_wherever_their_spans_are() {
         ),
     ];
     for_each_state(&batches, |query| {
-        let search = |q: &str, limit: usize| {
-            let Root::Spans(expr) = parse(q).unwrap().root else {
-                panic!("{q}")
-            };
-            query
-                .traceql_search(&TraceqlSearch {
-                    expr,
-                    start_ns: 0,
-                    end_ns: u64::MAX,
-                    limit,
-                    spans_per_spanset: 3,
-                })
-                .unwrap()
-                .0
-        };
+        let search = |q: &str, limit: usize| traceql(query, q, limit);
         let ids = |q: &str| -> Vec<u8> { search(q, 20).iter().map(|m| m.trace_id.0[0]).collect() };
         assert_eq!(
             ids(r#"{ resource.service.name = "gateway" } > { resource.service.name = "db" }"#),
@@ -475,7 +478,6 @@ fn traceql_metrics_count_spans_per_interval() {
 #[test]
 fn traceql_reads_candidates_newest_first_across_pages() {
     use osprey_query::traceql::{parse, Root};
-    use osprey_query::TraceqlSearch;
     // 3,000 traces (6,000 rows: several pages of the trace-id column), trace n starting at n ms;
     // every fifth has a span named "wanted".
     let batches: Vec<_> = (0..30u64)
@@ -508,19 +510,7 @@ fn traceql_reads_candidates_newest_first_across_pages() {
         .collect();
     for_each_state(&batches, |query| {
         let starts = |q: &str, limit: usize| -> Vec<u64> {
-            let Root::Spans(expr) = parse(q).unwrap().root else {
-                panic!()
-            };
-            query
-                .traceql_search(&TraceqlSearch {
-                    expr,
-                    start_ns: 0,
-                    end_ns: u64::MAX,
-                    limit,
-                    spans_per_spanset: 3,
-                })
-                .unwrap()
-                .0
+            traceql(query, q, limit)
                 .iter()
                 .map(|m| m.start_ns / 1_000_000)
                 .collect()
@@ -561,8 +551,6 @@ fn traceql_reads_candidates_newest_first_across_pages() {
 
 #[test]
 fn traceql_limit_keeps_the_newest_traces_when_one_is_split() {
-    use osprey_query::traceql::{parse, Root};
-    use osprey_query::TraceqlSearch;
     // Trace 1 starts at 10 s (its root in the first batch) and has a span "x" at 100 s (in the
     // second); trace 2 is all in the second batch, its "x" at 50 s. Split: a block, then the head,
     // which hands out trace 1's piece (100 s) before trace 2 (50 s).
@@ -577,19 +565,7 @@ fn traceql_limit_keeps_the_newest_traces_when_one_is_split() {
         ),
     ];
     for_each_state(&batches, |query| {
-        let Root::Spans(expr) = parse(r#"{ name = "x" }"#).unwrap().root else {
-            panic!()
-        };
-        let found = query
-            .traceql_search(&TraceqlSearch {
-                expr,
-                start_ns: 0,
-                end_ns: u64::MAX,
-                limit: 1,
-                spans_per_spanset: 3,
-            })
-            .unwrap()
-            .0;
+        let found = traceql(query, r#"{ name = "x" }"#, 1);
         assert_eq!(
             found.iter().map(|m| m.trace_id.0[0]).collect::<Vec<_>>(),
             [2],

@@ -143,9 +143,9 @@ pub trait SpanSource: Send + Sync {
     /// Calls `f` with every trace held here that overlaps `[start_ns, end_ns]` and, when `filter`
     /// is given, has a span meeting its conditions (its limit and time bounds are ignored): the
     /// trace's spans held here, whole (with at least the `parts` asked for), grouped by resource
-    /// and scope. With a filter, traces come
-    /// newest first (by the trace's start as held here), so a caller that wants the newest few
-    /// stops early. Stops when `f` returns false. For TraceQL, which evaluates whole traces.
+    /// and scope. With a filter, traces come newest first (by the trace's start as held here), so
+    /// a caller that wants the newest few stops early. Stops when `f` returns false. For TraceQL,
+    /// which evaluates whole traces.
     fn traces(
         &self,
         start_ns: u64,
