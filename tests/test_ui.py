@@ -280,6 +280,7 @@ def test_service_map_shows_calls_with_rates_errors_latency(ui, page):
     assert {"gateway>auth", "gateway>inventory", "gateway>payments", "payments>database"} <= edges
     label = page.locator("g.edge[data-edge='payments>database']").text_content()
     assert "/s" in label and "% err" in label and "p50 " in label
+    assert "that hold spans in the last 1h" in page.locator(".rate-note").inner_text()
     assert page.locator("g.node[data-service=database]").count() == 1
     shot(page, "service-map")
     page.locator("g.node[data-service=payments]").click()
@@ -298,6 +299,22 @@ def test_services_page_charts_rate_errors_and_percentiles(ui, page):
     login = page.locator("tr[data-operation='POST /login']").inner_text()
     assert "100.0%" in login
     shot(page, "services")
+
+
+def test_services_page_opens_on_every_service(ui, page):
+    server, _, _ = ui
+    page.goto(f"{server.query_url}/services?lookback=1h")
+    page.wait_for_selector("#view[data-ready='true']")
+    services = set(page.locator("tr[data-service]").evaluate_all("rs => rs.map(r => r.dataset.service)"))
+    assert {"gateway", "auth", "inventory", "payments", "database"} <= services
+    gateway = page.locator("tr[data-service=gateway]")
+    assert "/s" in gateway.inner_text() and gateway.locator("svg.sparkline").count() == 1
+    # Rates are per second of the stretch that holds spans, and the page says so.
+    assert "that hold spans in the last 1h" in page.locator(".rate-note").inner_text()
+    shot(page, "services-overview")
+    gateway.click()
+    page.wait_for_selector("svg.chart")
+    assert "/services?service=gateway" in page.url
 
 
 def test_compare_two_traces(ui, page):

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use osprey_model::otlp::ResourceSpans;
 use osprey_query::analysis::{analyze, SelfTimeTotal};
-use osprey_query::Percentiles;
+use osprey_query::{rate_seconds, Percentiles};
 
 use crate::params::{self, Params};
 use crate::{ApiState, ErrorForm};
@@ -20,6 +20,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/osprey/traces/{trace_id}", get(trace))
         .route("/api/osprey/service-graph", get(service_graph))
         .route("/api/osprey/red", get(red))
+        .route("/api/osprey/services", get(services_overview))
 }
 
 /// The window of an aggregate: `start`/`end` in microseconds (the Jaeger UI's unit), or the `lookback`
@@ -71,6 +72,9 @@ async fn service_graph(State(state): State<ApiState>, RawQuery(query): RawQuery)
     };
     Json(json!({
         "windowNanos": end - start,
+        "dataStartNanos": graph.data_range.0.to_string(),
+        "dataEndNanos": graph.data_range.1.to_string(),
+        "rateWindowNanos": (rate_seconds(graph.data_range) * 1e9) as u64,
         "nodes": graph.nodes.iter().map(|n| json!({"name": n.name, "spans": n.spans, "errors": n.errors})).collect::<Vec<_>>(),
         "edges": graph.edges.iter().map(|e| merge(
             json!({"parent": e.parent, "child": e.child, "calls": e.calls, "errors": e.errors}),
@@ -118,6 +122,41 @@ async fn red(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Respon
         "operations": red.operations.iter().map(|o| merge(
             json!({"name": o.name, "requests": o.requests, "errors": o.errors}),
             percentiles_json(&o.latency),
+        )).collect::<Vec<_>>(),
+    }))
+    .into_response()
+}
+
+/// `{"windowNanos", "stepNanos", "dataStartNanos", "dataEndNanos", "rateWindowNanos", "services":
+/// [{name, requests, errors, p50Nanos, p95Nanos, p99Nanos, requestsPerStep}]}`: every service over
+/// the window (`lookback` or `start`/`end`), in `steps` steps (default 30). Rates are meant per
+/// `rateWindowNanos`: the stretch of the window that holds spans (at least a second).
+async fn services_overview(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
+    let parsed = Params::parse(query.as_deref()).and_then(|p| {
+        let (start, end) = window(&p)?;
+        let steps = p.parsed(&["steps"], params::unsigned)?.unwrap_or(30);
+        Ok((start, end, steps as usize))
+    });
+    let (start, end, steps) = match parsed {
+        Ok(p) => p,
+        Err(e) => return Native::bad_request(e),
+    };
+    let overview = match state
+        .run("services", move |q| q.services_overview(start, end, steps))
+        .await
+    {
+        Ok(o) => o,
+        Err(e) => return Native::internal(e),
+    };
+    Json(json!({
+        "windowNanos": end - start,
+        "stepNanos": overview.step_ns,
+        "dataStartNanos": overview.data_range.0.to_string(),
+        "dataEndNanos": overview.data_range.1.to_string(),
+        "rateWindowNanos": (rate_seconds(overview.data_range) * 1e9) as u64,
+        "services": overview.services.iter().map(|s| merge(
+            json!({"name": s.name, "requests": s.requests, "errors": s.errors, "requestsPerStep": s.requests_per_step}),
+            percentiles_json(&s.latency),
         )).collect::<Vec<_>>(),
     }))
     .into_response()

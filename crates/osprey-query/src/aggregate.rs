@@ -12,7 +12,7 @@ use osprey_store::{overlaps, SpanRef};
 use crate::Query;
 
 /// A map keyed by what a scan counts for every span (aHash: SipHash was a tenth of a service graph).
-type FastMap<K, V> = HashMap<K, V, ahash::RandomState>;
+pub(crate) type FastMap<K, V> = HashMap<K, V, ahash::RandomState>;
 
 /// The spans without repeats (the same span sent twice, or held by two sources).
 fn distinct(mut spans: Vec<SpanRef>) -> Vec<SpanRef> {
@@ -76,7 +76,7 @@ pub struct Percentiles {
 
 impl Percentiles {
     /// By selection, not a sort: an edge of a busy service graph has millions of durations.
-    fn of(mut durations: Vec<u64>) -> Percentiles {
+    pub(crate) fn of(mut durations: Vec<u64>) -> Percentiles {
         if durations.is_empty() {
             return Percentiles::default();
         }
@@ -116,6 +116,9 @@ pub struct ServiceNode {
 pub struct ServiceGraph {
     pub nodes: Vec<ServiceNode>,
     pub edges: Vec<Edge>,
+    /// The first and last span start in the window (0, 0 when none): rates are per second of
+    /// this stretch, not of the whole window, which may reach far past the data.
+    pub data_range: (u64, u64),
 }
 
 /// One time bucket of a rate / errors / duration series.
@@ -143,16 +146,35 @@ pub struct Red {
     pub operations: Vec<OperationTotals>,
 }
 
+/// The first and last of a set of times.
+#[derive(Default)]
+pub(crate) struct DataRange(Option<(u64, u64)>);
+
+impl DataRange {
+    pub(crate) fn add(&mut self, t: u64) {
+        self.0 = Some(self.0.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
+    }
+
+    pub(crate) fn range(&self) -> (u64, u64) {
+        self.0.unwrap_or((0, 0))
+    }
+}
+
+/// Seconds to divide counts by for a rate over `range`: its length, at least a second.
+pub fn rate_seconds(range: (u64, u64)) -> f64 {
+    (range.1.saturating_sub(range.0) as f64 / 1e9).max(1.0)
+}
+
 /// Which spans count as a service's requests: its entry points (server and consumer spans), or every
 /// span of the service when it has none (a service that only starts traces internally).
-const SERVER: u8 = 2;
-const CONSUMER: u8 = 5;
+pub(crate) const SERVER: u8 = 2;
+pub(crate) const CONSUMER: u8 = 5;
 
 impl Query {
     /// Calls `f` with the spans of every trace overlapping `[start_ns, end_ns]`, each span once.
     /// A trace that other sources may also hold (cut across the head and a block) is gathered from
     /// all of them first; the rest go straight through.
-    fn each_trace(
+    pub(crate) fn each_trace(
         &self,
         start_ns: u64,
         end_ns: u64,
@@ -195,6 +217,7 @@ impl Query {
         let mut services = Interner::default();
         let mut nodes: FastMap<u32, (u64, u64)> = FastMap::default();
         let mut edges: FastMap<(u32, u32), (u64, u64, Vec<u64>)> = FastMap::default();
+        let mut data = DataRange::default();
         self.each_trace(start_ns, end_ns, &mut |spans| {
             // Most traces have a few dozen spans at most: a look along them beats building a map.
             let map: Option<FastMap<u32, &str>> =
@@ -207,6 +230,7 @@ impl Query {
                 .iter()
                 .filter(|s| (start_ns..=end_ns).contains(&s.start_ns))
             {
+                data.add(span.start_ns);
                 let service = services.intern(span.service);
                 let node = nodes.entry(service).or_default();
                 node.0 += 1;
@@ -243,7 +267,11 @@ impl Query {
             })
             .collect();
         edges.sort_by(|a, b| (&a.parent, &a.child).cmp(&(&b.parent, &b.child)));
-        Ok(ServiceGraph { nodes, edges })
+        Ok(ServiceGraph {
+            nodes,
+            edges,
+            data_range: data.range(),
+        })
     }
 
     /// Rate, errors and duration percentiles of `service`'s requests (optionally one operation) in

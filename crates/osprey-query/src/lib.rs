@@ -8,6 +8,7 @@
 mod aggregate;
 pub mod analysis;
 mod combine;
+mod overview;
 mod search;
 mod summary;
 pub mod traceql;
@@ -20,8 +21,11 @@ use std::sync::Arc;
 
 use osprey_store::{SpanSource, Store};
 
-pub use aggregate::{Edge, OperationTotals, Percentiles, Red, RedPoint, ServiceGraph, ServiceNode};
+pub use aggregate::{
+    rate_seconds, Edge, OperationTotals, Percentiles, Red, RedPoint, ServiceGraph, ServiceNode,
+};
 pub use osprey_store::TraceQuery;
+pub use overview::{Overview, ServiceOverview};
 pub use summary::{ServiceCount, TraceSummary};
 pub use traceql_metrics::{default_step, MetricsRequest, Series};
 pub use traceql_search::{MatchedSpan, MatchedSpanset, SearchStats, TraceMatch, TraceqlSearch};

@@ -573,3 +573,56 @@ fn traceql_limit_keeps_the_newest_traces_when_one_is_split() {
         );
     });
 }
+
+#[test]
+fn services_overview_counts_requests_over_the_stretch_that_holds_spans() {
+    // Gateway: three server spans (0, 1 and 2 s, the last an error) and an internal one; db: two
+    // spans of no particular kind, all its requests then.
+    let server = |trace, id, start_ms, error: bool| {
+        let mut s = span(trace, id, None, "GET /", start_ms, 100);
+        s.kind = 2;
+        if error {
+            s.status = Some(osprey_model::otlp::Status {
+                code: 2,
+                ..Default::default()
+            });
+        }
+        s
+    };
+    let mut internal = span(1, 9, Some(1), "render", 50, 10);
+    internal.kind = 1;
+    let batches = [
+        request(
+            "gateway",
+            vec![
+                server(1, 1, 0, false),
+                server(2, 2, 1000, false),
+                server(3, 3, 2000, true),
+                internal,
+            ],
+        ),
+        request(
+            "db",
+            vec![
+                span(1, 4, Some(1), "SELECT", 10, 80),
+                span(2, 5, Some(2), "SELECT", 1010, 20),
+            ],
+        ),
+    ];
+    for_each_state(&batches, |query| {
+        let overview = query.services_overview(0, 3_600_000_000_000, 60).unwrap();
+        assert_eq!(overview.data_range, (0, 2_000_000_000));
+        assert_eq!(osprey_query::rate_seconds(overview.data_range), 2.0);
+        let gateway = &overview.services[1];
+        assert_eq!(
+            (gateway.name.as_str(), gateway.requests, gateway.errors),
+            ("gateway", 3, 1)
+        );
+        assert_eq!(gateway.requests_per_step[0], 3, "one minute a step");
+        let db = &overview.services[0];
+        assert_eq!((db.name.as_str(), db.requests), ("db", 2));
+        assert_eq!(db.latency.p99_ns, 80_000_000);
+        let graph = query.service_graph(0, 3_600_000_000_000).unwrap();
+        assert_eq!(graph.data_range, (0, 2_000_000_000));
+    });
+}

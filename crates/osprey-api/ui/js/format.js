@@ -47,6 +47,14 @@ export function serviceColor(name) {
   return `hsl(${25 + (hash % 310)} 60% 50%)`;
 }
 
+/** Says what a rate is per: the stretch of the window that holds spans, not the whole window. */
+export function rateNote(answer, lookback) {
+  if (answer.dataStartNanos === '0') return null;
+  return el('p', { class: 'muted rate-note' },
+    `Rates are per second of the ${duration(answer.rateWindowNanos)} that hold spans in the last ${lookback} `
+    + `(${time(answer.dataStartNanos)} – ${time(answer.dataEndNanos)}).`);
+}
+
 /** An OTLP/JSON AnyValue as display text. */
 export function anyValue(value) {
   if (!value) return '';

@@ -4,7 +4,7 @@
 import { getJSON } from './api.js';
 import { navigate } from './app.js';
 import { svg } from './charts.js';
-import { duration, el, serviceColor } from './format.js';
+import { duration, el, rateNote, serviceColor } from './format.js';
 
 const LOOKBACKS = ['15m', '1h', '6h', '24h', '7d'];
 
@@ -41,7 +41,7 @@ function drawMap(graph) {
   for (const [d, column] of columns) {
     column.forEach((n, i) => at.set(n.name, { x: 30 + d * colWidth, y: 30 + i * rowHeight + (height - 40 - column.length * rowHeight) / 2 }));
   }
-  const seconds = graph.windowNanos / 1e9;
+  const seconds = graph.rateWindowNanos / 1e9;
   const root = svg('svg', { viewBox: `0 0 ${width} ${height}`, class: 'map', width, height, role: 'img', 'aria-label': 'Service map' });
   root.append(svg('defs', {}, svg('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' },
     svg('path', { d: 'M 0 0 L 10 5 L 0 10 z', class: 'arrow' }))));
@@ -81,9 +81,9 @@ export function renderMap(view, _match, params) {
   const holder = el('div', { class: 'map-holder' }, el('p', { class: 'muted' }, 'Loading…'));
   view.append(el('div', { class: 'toolbar' }, el('h1', {}, 'Service map'), picker), holder);
   getJSON(`/api/osprey/service-graph?lookback=${encodeURIComponent(lookback)}`).then((graph) => {
-    holder.replaceChildren(graph.nodes.length
-      ? drawMap(graph)
-      : el('p', { class: 'notice' }, 'No spans in this window.'));
+    holder.replaceChildren(...(graph.nodes.length
+      ? [rateNote(graph, lookback), drawMap(graph)].filter(Boolean)
+      : [el('p', { class: 'notice' }, 'No spans in this window.')]));
     view.dataset.ready = 'true';
   }, (error) => holder.replaceChildren(el('p', { class: 'error-text' }, error.message)));
 }

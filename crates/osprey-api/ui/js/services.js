@@ -1,9 +1,11 @@
-// Per service and operation: request rate, errors and duration percentiles over time.
+// Services: an overview of every service (rate, error rate, p50/p95/p99, a sparkline of its
+// requests), and per service and operation: request rate, errors and duration percentiles over
+// time. Rates are per second of the stretch of the window that holds spans.
 
 import { getJSON } from './api.js';
 import { navigate } from './app.js';
 import { lineChart } from './charts.js';
-import { duration, el } from './format.js';
+import { duration, el, rateNote } from './format.js';
 
 const LOOKBACKS = ['15m', '1h', '6h', '24h', '7d'];
 
@@ -29,7 +31,7 @@ export function renderServices(view, _match, params) {
     for (const name of services) servicePicker.append(el('option', { value: name, selected: name === service }, name));
   });
   if (!service) {
-    body.append(el('p', { class: 'muted' }, 'Choose a service to see its rate, errors and duration over time.'));
+    renderOverview(body, view, lookback);
     return;
   }
   getJSON(`/api/v3/operations?service=${encodeURIComponent(service)}&spanKind=server`).then(({ operations }) => {
@@ -48,7 +50,9 @@ export function renderServices(view, _match, params) {
       lineChart(['p50', 'p95', 'p99'].map((q, i) => ({
         name: q, color: ['#2da44e', '#bf8700', '#cf222e'][i], points: red.series.filter((p) => p.requests).map((p) => ({ x: x(p), y: p[`${q}Nanos`] })),
       })), { title: 'Duration', yLabel: duration }));
-    const windowSeconds = red.series.length * seconds;
+    // Rates over the buckets that hold requests, not the whole lookback.
+    const busy = red.series.map((p, i) => (p.requests ? i : -1)).filter((i) => i >= 0);
+    const windowSeconds = busy.length ? (busy[busy.length - 1] - busy[0] + 1) * seconds : 1;
     const rows = red.operations.map((o) => el('tr', { 'data-operation': o.name },
       el('td', {}, el('a', { href: `/search?${new URLSearchParams({ service, operation: o.name, lookback })}`, 'data-link': true }, o.name)),
       el('td', { class: 'num' }, String(o.requests)),
@@ -58,6 +62,49 @@ export function renderServices(view, _match, params) {
     body.replaceChildren(charts, el('section', { class: 'results' }, el('h2', {}, 'Operations'),
       el('table', {}, el('thead', {}, el('tr', {}, ['Operation', 'Requests', 'Rate', 'Errors', 'p50', 'p95', 'p99'].map((h) => el('th', {}, h)))),
         el('tbody', {}, rows))));
+    view.dataset.ready = 'true';
+  }, (error) => body.replaceChildren(el('p', { class: 'error-text' }, error.message)));
+}
+
+/** A small line of a service's requests per step. */
+function sparkline(counts) {
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  const [w, h] = [120, 24];
+  svg.setAttribute('viewBox', `0 0 ${w} ${h}`);
+  svg.setAttribute('width', w);
+  svg.setAttribute('height', h);
+  svg.setAttribute('class', 'sparkline');
+  const max = Math.max(1, ...counts);
+  const step = counts.length > 1 ? w / (counts.length - 1) : w;
+  const points = counts.map((c, i) => `${(i * step).toFixed(1)},${(h - 2 - (c / max) * (h - 4)).toFixed(1)}`).join(' ');
+  const line = document.createElementNS(ns, 'polyline');
+  line.setAttribute('points', points);
+  svg.append(line);
+  return svg;
+}
+
+/** Every service at a glance; each row opens that service's charts. */
+function renderOverview(body, view, lookback) {
+  body.replaceChildren(el('p', { class: 'muted' }, 'Loading…'));
+  getJSON(`/api/osprey/services?lookback=${encodeURIComponent(lookback)}`).then((overview) => {
+    if (!overview.services.length) {
+      body.replaceChildren(el('p', { class: 'notice' }, 'No spans in this window.'));
+      view.dataset.ready = 'true';
+      return;
+    }
+    const seconds = overview.rateWindowNanos / 1e9;
+    const open = (name) => navigate(`/services?${new URLSearchParams({ service: name, lookback })}`);
+    const rows = overview.services.map((s) => el('tr', { class: 'result', 'data-service': s.name, onclick: () => open(s.name) },
+      el('td', {}, el('a', { href: `/services?${new URLSearchParams({ service: s.name, lookback })}`, 'data-link': true }, s.name)),
+      el('td', { class: 'num' }, `${(s.requests / seconds).toFixed(2)}/s`),
+      el('td', { class: `num${s.errors ? ' error-text' : ''}` }, `${((100 * s.errors) / Math.max(s.requests, 1)).toFixed(1)}%`),
+      el('td', { class: 'num' }, duration(s.p50Nanos)), el('td', { class: 'num' }, duration(s.p95Nanos)),
+      el('td', { class: 'num' }, duration(s.p99Nanos)),
+      el('td', {}, sparkline(s.requestsPerStep))));
+    body.replaceChildren(rateNote(overview, lookback) || '', el('table', { class: 'overview' },
+      el('thead', {}, el('tr', {}, ['Service', 'Rate', 'Errors', 'p50', 'p95', 'p99', 'Requests over time'].map((h) => el('th', {}, h)))),
+      el('tbody', {}, rows)));
     view.dataset.ready = 'true';
   }, (error) => body.replaceChildren(el('p', { class: 'error-text' }, error.message)));
 }
