@@ -6,12 +6,15 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 
-use crate::traceql::eval::{evaluate, field_value, span_matches};
+use crate::traceql::eval::{evaluate, evaluate_field, field_value, span_matches};
 use crate::traceql::pushdown::{expr_parts, parts, prefilter};
 use crate::traceql::trace::TraceView;
-use crate::traceql::{FieldExpr, Intrinsic, MetricsFunction, MetricsQuery, SecondStage, Value};
+use crate::traceql::{
+    Attribute, FieldExpr, Intrinsic, MetricsFunction, MetricsQuery, Scope, SecondStage,
+    SpansetExpr, Value,
+};
 use crate::Query;
-use osprey_store::SpanParts;
+use osprey_store::{SpanParts, SpanRef};
 
 /// What a metrics query asks.
 #[derive(Debug, Clone)]
@@ -154,24 +157,77 @@ impl Cells {
     }
 }
 
-/// Series by their labels (values hold floats, so the map is keyed by the labels' text).
-type SeriesCells = HashMap<String, (Vec<(String, Value)>, Cells)>;
+/// Series by their labels. Values hold floats (no `Hash`), so series are found by a hash of the
+/// labels and compared: no key is built for every span counted.
+#[derive(Default)]
+struct SeriesCells {
+    by_hash: HashMap<u64, Vec<(Labels, Cells)>>,
+    len: usize,
+}
+
+/// A series' labels: names and values.
+type Labels = Vec<(String, Value)>;
+
+impl SeriesCells {
+    /// The cells of a series; with `capped`, an error once the query would make more than
+    /// [`MAX_SERIES`].
+    fn get(
+        &mut self,
+        labels: Vec<(String, Value)>,
+        n: usize,
+        capped: bool,
+    ) -> io::Result<&mut Cells> {
+        let hash = {
+            use std::hash::{BuildHasher, Hash, Hasher};
+            let mut h = ahash::RandomState::with_seeds(1, 2, 3, 4).build_hasher();
+            for (key, value) in &labels {
+                key.hash(&mut h);
+                hash_value(value, &mut h);
+            }
+            h.finish()
+        };
+        let bucket = self.by_hash.entry(hash).or_default();
+        let at = match bucket.iter().position(|(l, _)| *l == labels) {
+            Some(at) => at,
+            None => {
+                if capped && self.len >= MAX_SERIES {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!(
+                            "the query makes more than {MAX_SERIES} series: group by fewer attributes, or filter first"
+                        ),
+                    ));
+                }
+                self.len += 1;
+                bucket.push((labels, Cells::new(n)));
+                bucket.len() - 1
+            }
+        };
+        Ok(&mut bucket[at].1)
+    }
+
+    fn into_series(self) -> impl Iterator<Item = (Labels, Cells)> {
+        self.by_hash.into_values().flatten()
+    }
+}
+
+fn hash_value(value: &Value, h: &mut impl std::hash::Hasher) {
+    use std::hash::Hash;
+    value.type_name().hash(h);
+    match value {
+        Value::Nil => {}
+        Value::Bool(b) => b.hash(h),
+        Value::Int(i) | Value::Duration(i) => i.hash(h),
+        Value::Float(f) => f.to_bits().hash(h),
+        Value::Str(s) => s.hash(h),
+        Value::Status(c) | Value::Kind(c) => c.hash(h),
+        Value::Array(items) => items.iter().for_each(|v| hash_value(v, h)),
+    }
+}
 
 /// The cells of a series; an error once a query would make more than [`MAX_SERIES`].
 fn cell(cells: &mut SeriesCells, labels: Vec<(String, Value)>, n: usize) -> io::Result<&mut Cells> {
-    let key = format!("{labels:?}");
-    if cells.len() >= MAX_SERIES && !cells.contains_key(&key) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "the query makes more than {MAX_SERIES} series: group by fewer attributes, or filter first"
-            ),
-        ));
-    }
-    Ok(&mut cells
-        .entry(key)
-        .or_insert_with(|| (labels, Cells::new(n)))
-        .1)
+    cells.get(labels, n, true)
 }
 
 /// The power-of-two bucket of a value (durations in nanoseconds).
@@ -242,8 +298,7 @@ impl Query {
                 parts(&fields).union(expr_parts(&query.pipeline))
             }
         };
-        let mut cells: SeriesCells = HashMap::new();
-        let name = function_name(&query.function);
+        let mut cells = SeriesCells::default();
         let by_labels: Vec<String> = query.by.iter().map(field_text).collect();
         let compare = match &query.function {
             MetricsFunction::Compare {
@@ -254,9 +309,29 @@ impl Query {
             } => Some((selection, *start_ns, *end_ns)),
             _ => None,
         };
+        let mut failure = None;
+        if let Some(filter) = span_ref_filter(query) {
+            self.each_trace(request.start_ns, request.end_ns, &mut |spans| {
+                for span in spans {
+                    if failure.is_some() {
+                        return;
+                    }
+                    let Some(interval) = request.interval(span.start_ns) else {
+                        continue;
+                    };
+                    let value_of = |f: &FieldExpr| span_ref_value(f, span).unwrap_or(Value::Nil);
+                    if evaluate_field(filter, &value_of) != Value::Bool(true) {
+                        continue;
+                    }
+                    if let Err(e) = observe(&mut cells, n, query, &by_labels, interval, &value_of) {
+                        failure = Some(e);
+                    }
+                }
+            })?;
+            return finish_series(cells, failure, query, request);
+        }
         // Spans may start before a trace that overlaps the range: read traces that overlap it.
         let range = (request.start_ns, request.end_ns);
-        let mut failure = None;
         self.whole_traces(
             range,
             filter.as_ref(),
@@ -292,40 +367,8 @@ impl Query {
                         }
                         continue;
                     }
-                    // A span without a `by` attribute counts under a nil label, as in Tempo.
-                    let mut labels: Vec<(String, Value)> = query
-                        .by
-                        .iter()
-                        .zip(&by_labels)
-                        .map(|(f, label)| (label.clone(), field_value(f, &view, i)))
-                        .collect();
-                    if query.by.is_empty() {
-                        labels.push(("__name__".into(), Value::Str(name.into())));
-                    }
-                    let observed = match &query.function {
-                        MetricsFunction::Rate | MetricsFunction::CountOverTime => {
-                            cell(&mut cells, labels, n).map(|c| c.count(interval))
-                        }
-                        MetricsFunction::QuantileOverTime(f, _)
-                        | MetricsFunction::HistogramOverTime(f) => {
-                            match bucket_of(&field_value(f, &view, i)) {
-                                Some(bound) => {
-                                    cell(&mut cells, labels, n).map(|c| c.bucket(interval, bound))
-                                }
-                                None => Ok(()),
-                            }
-                        }
-                        MetricsFunction::MinOverTime(f)
-                        | MetricsFunction::MaxOverTime(f)
-                        | MetricsFunction::SumOverTime(f)
-                        | MetricsFunction::AvgOverTime(f) => {
-                            match number(&field_value(f, &view, i)) {
-                                Some(v) => cell(&mut cells, labels, n).map(|c| c.add(interval, v)),
-                                None => Ok(()),
-                            }
-                        }
-                        MetricsFunction::Compare { .. } => unreachable!("handled above"),
-                    };
+                    let value_of = |f: &FieldExpr| field_value(f, &view, i);
+                    let observed = observe(&mut cells, n, query, &by_labels, interval, &value_of);
                     if let Err(e) = observed {
                         failure = Some(e);
                         return false;
@@ -334,20 +377,121 @@ impl Query {
                 true
             },
         )?;
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        let mut series = match &query.function {
-            MetricsFunction::Compare { top, .. } => compare_series(cells, *top),
-            function => finish(function, cells, request),
-        };
-        for stage in &query.second_stage {
-            apply_second_stage(stage, &mut series, n);
-        }
-        series.retain(|s| s.values.iter().any(|v| !v.is_nan()));
-        series.sort_by(|a, b| format!("{:?}", a.labels).cmp(&format!("{:?}", b.labels)));
-        Ok(series)
+        finish_series(cells, failure, query, request)
     }
+}
+
+/// The series of the counted cells, after the second stage, sorted by labels.
+fn finish_series(
+    cells: SeriesCells,
+    failure: Option<io::Error>,
+    query: &MetricsQuery,
+    request: &MetricsRequest,
+) -> io::Result<Vec<Series>> {
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let mut series = match &query.function {
+        MetricsFunction::Compare { top, .. } => compare_series(cells, *top),
+        function => finish(function, cells, request),
+    };
+    for stage in &query.second_stage {
+        apply_second_stage(stage, &mut series, request.intervals());
+    }
+    series.retain(|s| s.values.iter().any(|v| !v.is_nan()));
+    series.sort_by(|a, b| format!("{:?}", a.labels).cmp(&format!("{:?}", b.labels)));
+    Ok(series)
+}
+
+/// Counts one selected span starting in interval `interval` into its series, reading the `by`
+/// attributes and the function's attribute through `value_of`.
+fn observe(
+    cells: &mut SeriesCells,
+    n: usize,
+    query: &MetricsQuery,
+    by_labels: &[String],
+    interval: usize,
+    value_of: &dyn Fn(&FieldExpr) -> Value,
+) -> io::Result<()> {
+    // A span without a `by` attribute counts under a nil label, as in Tempo.
+    let mut labels: Vec<(String, Value)> = query
+        .by
+        .iter()
+        .zip(by_labels)
+        .map(|(f, label)| (label.clone(), value_of(f)))
+        .collect();
+    if query.by.is_empty() {
+        labels.push((
+            "__name__".into(),
+            Value::Str(function_name(&query.function).into()),
+        ));
+    }
+    match &query.function {
+        MetricsFunction::Rate | MetricsFunction::CountOverTime => {
+            cell(cells, labels, n).map(|c| c.count(interval))
+        }
+        MetricsFunction::QuantileOverTime(f, _) | MetricsFunction::HistogramOverTime(f) => {
+            match bucket_of(&value_of(f)) {
+                Some(bound) => cell(cells, labels, n).map(|c| c.bucket(interval, bound)),
+                None => Ok(()),
+            }
+        }
+        MetricsFunction::MinOverTime(f)
+        | MetricsFunction::MaxOverTime(f)
+        | MetricsFunction::SumOverTime(f)
+        | MetricsFunction::AvgOverTime(f) => match number(&value_of(f)) {
+            Some(v) => cell(cells, labels, n).map(|c| c.add(interval, v)),
+            None => Ok(()),
+        },
+        MetricsFunction::Compare { .. } => unreachable!("compare counts attribute values"),
+    }
+}
+
+/// A field a span reference holds (what the service graph reads of every span): the service, the
+/// span's name, kind and duration; `None` for the rest.
+fn span_ref_value(field: &FieldExpr, span: &SpanRef) -> Option<Value> {
+    Some(match field {
+        FieldExpr::Intrinsic(Intrinsic::Name) => Value::Str(span.name.to_string()),
+        FieldExpr::Intrinsic(Intrinsic::Kind) => Value::Kind(span.kind as i32),
+        FieldExpr::Intrinsic(Intrinsic::Duration) => Value::Duration(span.duration_ns as i64),
+        FieldExpr::Attribute(Attribute {
+            scope: Scope::Resource,
+            parent: false,
+            name,
+        }) if name == "service.name" => Value::Str(span.service.to_string()),
+        _ => return None,
+    })
+}
+
+/// The filter of a metrics query that span references can answer: one spanset filter (no
+/// structural operator, no pipeline) whose every field, and every `by` and function field, a
+/// span reference holds. Such a query counts spans from the sources' span columns without
+/// assembling a trace: the cost of the service graph, not of a search.
+fn span_ref_filter(query: &MetricsQuery) -> Option<&FieldExpr> {
+    let SpansetExpr::Filter(filter) = &query.pipeline else {
+        return None;
+    };
+    if matches!(query.function, MetricsFunction::Compare { .. }) {
+        return None;
+    }
+    let probe = SpanRef {
+        id_low: 0,
+        parent_low: 0,
+        service: "",
+        name: "",
+        kind: 0,
+        error: false,
+        root: true,
+        start_ns: 0,
+        duration_ns: 0,
+    };
+    let mut held = true;
+    let mut check = |f: &FieldExpr| held &= span_ref_value(f, &probe).is_some();
+    filter.visit_fields(&mut check);
+    for f in query.by.iter().chain(function_field(&query.function)) {
+        f.visit_fields(&mut check);
+    }
+    held.then_some(filter)
 }
 
 /// The attribute a function aggregates, if any.
@@ -417,7 +561,7 @@ fn finish(function: &MetricsFunction, cells: SeriesCells, request: &MetricsReque
         }
     };
     let mut out = Vec::new();
-    for (labels, c) in cells.into_values() {
+    for (labels, c) in cells.into_series() {
         let series = |values: Vec<f64>| Series {
             labels: labels.clone(),
             values,
@@ -538,11 +682,8 @@ fn compare_span(
         if let Ok(c) = cell(cells, vec![meta(kind), (key.clone(), value)], n) {
             c.count(interval);
         }
-        let totals = vec![meta(total), (key, Value::Nil)];
         cells
-            .entry(format!("{totals:?}"))
-            .or_insert_with(|| (totals, Cells::new(n)))
-            .1
+            .get(vec![meta(total), (key, Value::Nil)], n, false)?
             .count(interval);
     }
     Ok(())
@@ -552,7 +693,7 @@ fn compare_span(
 fn compare_series(cells: SeriesCells, top: usize) -> Vec<Series> {
     let mut by_attribute: BTreeMap<(String, String), Vec<(f64, Series)>> = BTreeMap::new();
     let mut out = Vec::new();
-    for (labels, c) in cells.into_values() {
+    for (labels, c) in cells.into_series() {
         let kind = labels[0].1.to_string();
         let key = labels[1].0.clone();
         // Totals keep the attribute's key with no value, as Tempo labels them.

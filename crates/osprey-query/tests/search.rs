@@ -459,6 +459,26 @@ fn traceql_metrics_count_spans_per_interval() {
         assert_eq!(label(&top[0], "name"), Some(Value::Str("GET /".into())));
         assert_eq!(run("{ } | count_over_time() by (name) > 2", true).len(), 1);
 
+        // Queries span references answer (one filter on service, name, kind or duration) are
+        // counted from them; the same through whole traces (a spanset operation) agrees.
+        for (simple, through_traces) in [
+            ("{ } | rate()", "{ } && { } | rate()"),
+            (
+                r#"{ resource.service.name = "db" } | max_over_time(duration)"#,
+                r#"{ resource.service.name = "db" } && { resource.service.name = "db" } | max_over_time(duration)"#,
+            ),
+            (
+                "{ duration > 100ms } | count_over_time() by (name, kind)",
+                "{ duration > 100ms } && { duration > 100ms } | count_over_time() by (name, kind)",
+            ),
+            (
+                r#"{ name =~ "GET.*" } | quantile_over_time(duration, .5) by (resource.service.name)"#,
+                r#"{ name =~ "GET.*" } && { name =~ "GET.*" } | quantile_over_time(duration, .5) by (resource.service.name)"#,
+            ),
+        ] {
+            assert_eq!(run(simple, false), run(through_traces, false), "{simple}");
+        }
+
         let compare = run(r#"{ } | compare({ name = "INSERT" })"#, true);
         let selected: Vec<&Series> = compare
             .iter()

@@ -372,20 +372,28 @@ pub fn field_value(field: &FieldExpr, trace: &TraceView, span: usize) -> Value {
 }
 
 fn eval(expr: &FieldExpr, trace: &TraceView, at: At) -> Value {
-    match expr {
-        FieldExpr::Static(v) => v.clone(),
+    evaluate_field(expr, &|leaf| match leaf {
         FieldExpr::Intrinsic(i) => intrinsic(*i, trace, at),
         FieldExpr::Attribute(a) => attribute(a, trace, at),
-        FieldExpr::Compare(op, a, b) => {
-            Value::Bool(eval(a, trace, at).compare(*op, &eval(b, trace, at)))
+        _ => Value::Nil,
+    })
+}
+
+/// Evaluates a field expression, reading attributes and intrinsics through `leaf`: over a span of
+/// a whole trace, or over what a span reference holds (metrics' fast path).
+pub fn evaluate_field(expr: &FieldExpr, leaf: &dyn Fn(&FieldExpr) -> Value) -> Value {
+    let eval = |e: &FieldExpr| evaluate_field(e, leaf);
+    match expr {
+        FieldExpr::Static(v) => v.clone(),
+        FieldExpr::Intrinsic(_) | FieldExpr::Attribute(_) => leaf(expr),
+        FieldExpr::Compare(op, a, b) => Value::Bool(eval(a).compare(*op, &eval(b))),
+        FieldExpr::Arithmetic(op, a, b) => eval(a).arithmetic(*op, &eval(b)),
+        FieldExpr::And(a, b) => {
+            Value::Bool(eval(a) == Value::Bool(true) && eval(b) == Value::Bool(true))
         }
-        FieldExpr::Arithmetic(op, a, b) => eval(a, trace, at).arithmetic(*op, &eval(b, trace, at)),
-        FieldExpr::And(a, b) => Value::Bool(
-            eval(a, trace, at) == Value::Bool(true) && eval(b, trace, at) == Value::Bool(true),
-        ),
-        FieldExpr::Or(a, b) => Value::Bool(
-            eval(a, trace, at) == Value::Bool(true) || eval(b, trace, at) == Value::Bool(true),
-        ),
+        FieldExpr::Or(a, b) => {
+            Value::Bool(eval(a) == Value::Bool(true) || eval(b) == Value::Bool(true))
+        }
         FieldExpr::Regex {
             negated,
             operand,
@@ -397,7 +405,7 @@ fn eval(expr: &FieldExpr, trace: &TraceView, at: At) -> Value {
                 Value::Str(s) => Some(regex.is_match(s)),
                 _ => None,
             };
-            let found = match eval(operand, trace, at) {
+            let found = match eval(operand) {
                 Value::Array(items) => {
                     let results: Vec<bool> = items.iter().filter_map(matches).collect();
                     if *negated {
@@ -410,13 +418,13 @@ fn eval(expr: &FieldExpr, trace: &TraceView, at: At) -> Value {
             };
             Value::Bool(found)
         }
-        FieldExpr::Not(a) => match eval(a, trace, at) {
+        FieldExpr::Not(a) => match eval(a) {
             Value::Bool(b) => Value::Bool(!b),
             _ => Value::Nil,
         },
-        FieldExpr::Negate(a) => Value::Int(0).arithmetic(ArithmeticOp::Sub, &eval(a, trace, at)),
-        FieldExpr::Exists(a) => Value::Bool(!eval(a, trace, at).is_nil()),
-        FieldExpr::Missing(a) => Value::Bool(eval(a, trace, at).is_nil()),
+        FieldExpr::Negate(a) => Value::Int(0).arithmetic(ArithmeticOp::Sub, &eval(a)),
+        FieldExpr::Exists(a) => Value::Bool(!eval(a).is_nil()),
+        FieldExpr::Missing(a) => Value::Bool(eval(a).is_nil()),
     }
 }
 
