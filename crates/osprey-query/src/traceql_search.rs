@@ -141,8 +141,10 @@ impl Query {
             })
             .collect();
         sources.sort_by_key(|(r, _)| std::cmp::Reverse(r.1));
-        // A trace's other pieces may be in sources outside the range.
-        let all = self.sources();
+        // A trace's other pieces are looked for in the sources of the range only: asking every
+        // source's Bloom filter (a hundred blocks a day) about every trace read cost more false
+        // positives, each a lookup, than the rare trace with a piece only outside the range.
+        let all: Vec<_> = sources.iter().map(|(_, s)| s.clone()).collect();
         let mut seen: HashSet<TraceId> = HashSet::new();
         let mut read = 0;
         for (index, ((_, end), source)) in sources.iter().enumerate() {
