@@ -41,9 +41,11 @@ const SEARCH_BATCH_ROWS: usize = 8 * 1024;
 /// Rows a batch when handing out whole traces.
 const TRACE_BATCH_ROWS: usize = 4 * 1024;
 
-/// Candidate traces read at once when a prefilter picked them: enough to fill a page of results
-/// in one read, few enough that a caller wanting the newest few reads little more.
-const CANDIDATES_A_READ: usize = 64;
+/// Candidate traces read at once when a prefilter picked them: the first read is small (a caller
+/// wanting the newest 20 whose prefilter was exact needs no more, and each candidate costs the pages
+/// of its rows), each next one twice the last, up to 256.
+const FIRST_CANDIDATES_READ: usize = 24;
+const MOST_CANDIDATES_READ: usize = 256;
 
 /// OTLP's `STATUS_CODE_ERROR`.
 const STATUS_ERROR: i32 = 2;
@@ -307,7 +309,12 @@ impl Block {
         let Some(index) = self.trace_index()? else {
             return Ok(());
         };
-        for chunk in hits.chunks(CANDIDATES_A_READ) {
+        let mut read = 0;
+        let mut size = FIRST_CANDIDATES_READ;
+        while read < hits.len() {
+            let chunk = &hits[read..(read + size).min(hits.len())];
+            read += chunk.len();
+            size = (size * 2).min(MOST_CANDIDATES_READ);
             let mut ids: Vec<TraceId> = chunk.iter().map(|h| h.trace_id).collect();
             ids.sort_unstable();
             let groups: BTreeSet<usize> =
