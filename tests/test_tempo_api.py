@@ -212,7 +212,7 @@ def test_tenants_see_only_their_own(osprey):
 
 
 def test_metrics_query_range_and_instant(stored):
-    server, _ = stored
+    server, (_, _, login) = stored
     base_s = BASE_NS // 1_000_000_000
     window = {"start": base_s - 5, "end": base_s + 10}
     response = get(server, "/api/metrics/query_range",
@@ -229,6 +229,13 @@ def test_metrics_query_range_and_instant(stored):
                    "QueryRangeResponse")
     assert rate["series"][0]["labels"] == [{"key": "__name__", "value": {"stringValue": "rate"}}]
     assert [p["value"] for p in rate["series"][0]["samples"]] == [0, 0.2, 0.4, 0.4]
+
+    # Exemplars link points to traces (Grafana draws them on the chart).
+    errors = decoded(get(server, "/api/metrics/query_range", params={
+        "q": "{ status = error } | count_over_time()", "step": "5s", "exemplars": 5, **window}), "QueryRangeResponse")
+    (exemplar,) = errors["series"][0]["exemplars"]
+    assert {"key": "trace:id", "value": {"stringValue": login}} in exemplar["labels"]
+    assert exemplar["value"] == 1 and exemplar["timestampMs"] == str((base_s + 9) * 1000)
 
     quantiles = get(server, "/api/metrics/query_range", params={
         "q": '{ resource.service.name = "payments" } | quantile_over_time(duration, .99)', "step": "15s", **window}).json()

@@ -178,7 +178,7 @@ impl Query {
         &self,
         start_ns: u64,
         end_ns: u64,
-        f: &mut dyn FnMut(&[SpanRef]),
+        f: &mut dyn FnMut(&TraceId, &[SpanRef]),
     ) -> io::Result<()> {
         let sources: Vec<_> = self
             .sources()
@@ -200,13 +200,13 @@ impl Query {
                     let owned = deferred.entry(*id).or_default();
                     owned.extend(spans.iter().map(|s| OwnedSpan::of(s, &mut names)));
                 } else {
-                    f(&distinct(spans.to_vec()));
+                    f(id, &distinct(spans.to_vec()));
                 }
             })?;
         }
-        for spans in deferred.into_values() {
+        for (id, spans) in deferred {
             let refs: Vec<SpanRef> = spans.iter().map(|s| s.as_ref(&names)).collect();
-            f(&distinct(refs));
+            f(&id, &distinct(refs));
         }
         Ok(())
     }
@@ -218,7 +218,7 @@ impl Query {
         let mut nodes: FastMap<u32, (u64, u64)> = FastMap::default();
         let mut edges: FastMap<(u32, u32), (u64, u64, Vec<u64>)> = FastMap::default();
         let mut data = DataRange::default();
-        self.each_trace(start_ns, end_ns, &mut |spans| {
+        self.each_trace(start_ns, end_ns, &mut |_, spans| {
             // Most traces have a few dozen spans at most: a look along them beats building a map.
             let map: Option<FastMap<u32, &str>> =
                 (spans.len() > 32).then(|| spans.iter().map(|s| (s.id_low, s.service)).collect());
@@ -292,7 +292,7 @@ impl Query {
         // Operation names interned to small ids while scanning.
         let mut names = Interner::default();
         let mut has_entry_spans = false;
-        self.each_trace(start_ns, end_ns, &mut |spans| {
+        self.each_trace(start_ns, end_ns, &mut |_, spans| {
             for span in spans {
                 if span.service != service || !(start_ns..end_ns).contains(&span.start_ns) {
                     continue;

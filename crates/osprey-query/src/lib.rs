@@ -27,7 +27,7 @@ pub use aggregate::{
 pub use osprey_store::TraceQuery;
 pub use overview::{Overview, ServiceOverview};
 pub use summary::{ServiceCount, TraceSummary};
-pub use traceql_metrics::{default_step, MetricsRequest, Series};
+pub use traceql_metrics::{default_step, Exemplar, MetricsRequest, Series};
 pub use traceql_search::{MatchedSpan, MatchedSpanset, SearchStats, TraceMatch, TraceqlSearch};
 
 /// The read side of one tenant's store.

@@ -67,7 +67,7 @@ impl Query {
         let mut names = Interner::default();
         let mut services: FastMap<u32, Requests> = FastMap::default();
         let mut data = DataRange::default();
-        self.each_trace(start_ns, end_ns, &mut |spans| {
+        self.each_trace(start_ns, end_ns, &mut |_, spans| {
             for span in spans
                 .iter()
                 .filter(|s| (start_ns..end_ns).contains(&s.start_ns))

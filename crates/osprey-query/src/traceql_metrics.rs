@@ -14,6 +14,7 @@ use crate::traceql::{
     SpansetExpr, Value,
 };
 use crate::Query;
+use osprey_model::TraceId;
 use osprey_store::{SpanParts, SpanRef};
 
 /// What a metrics query asks.
@@ -26,6 +27,28 @@ pub struct MetricsRequest {
     pub step_ns: u64,
     /// One value over the whole range (`/api/metrics/query`).
     pub instant: bool,
+    /// Exemplars kept per series at most (spans that link a point to its trace; 0: none).
+    pub exemplars: usize,
+}
+
+/// A span a series counted, to link a point of it to the trace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exemplar {
+    pub trace_id: TraceId,
+    /// The span's id, when the whole span was read (not from span references).
+    pub span_id: Option<Vec<u8>>,
+    /// The span's value for the function (seconds for durations), or the series' value at its
+    /// interval for counting functions.
+    pub value: f64,
+    pub timestamp_ns: u64,
+    interval: usize,
+}
+
+/// The span being counted, as an exemplar would name it.
+struct Counted<'a> {
+    trace_id: &'a TraceId,
+    span_id: Option<&'a [u8]>,
+    start_ns: u64,
 }
 
 /// One series: its labels (Tempo's: the `by` attributes, or `__name__` with the function; `p`
@@ -35,6 +58,8 @@ pub struct MetricsRequest {
 pub struct Series {
     pub labels: Vec<(String, Value)>,
     pub values: Vec<f64>,
+    /// At most one a interval, oldest first.
+    pub exemplars: Vec<Exemplar>,
 }
 
 /// The step Tempo picks when none is given: about 240 points, rounded down to a whole hour,
@@ -121,9 +146,23 @@ struct Cells {
     maxes: Vec<f64>,
     /// Power-of-two bucket (its upper bound) → count, per interval.
     buckets: Vec<BTreeMap<u64, u64>>,
+    exemplars: Vec<Exemplar>,
 }
 
 impl Cells {
+    /// Keeps `counted` as an exemplar if the series has fewer than `limit` and none in its interval.
+    fn exemplar(&mut self, limit: usize, interval: usize, counted: &Counted, value: f64) {
+        if self.exemplars.len() < limit && self.exemplars.iter().all(|e| e.interval != interval) {
+            self.exemplars.push(Exemplar {
+                trace_id: *counted.trace_id,
+                span_id: counted.span_id.map(<[u8]>::to_vec),
+                value,
+                timestamp_ns: counted.start_ns,
+                interval,
+            });
+        }
+    }
+
     fn new(n: usize) -> Cells {
         Cells {
             counts: vec![0.0; n],
@@ -311,7 +350,7 @@ impl Query {
         };
         let mut failure = None;
         if let Some(filter) = span_ref_filter(query) {
-            self.each_trace(request.start_ns, request.end_ns, &mut |spans| {
+            self.each_trace(request.start_ns, request.end_ns, &mut |trace_id, spans| {
                 for span in spans {
                     if failure.is_some() {
                         return;
@@ -323,7 +362,15 @@ impl Query {
                     if evaluate_field(filter, &value_of) != Value::Bool(true) {
                         continue;
                     }
-                    if let Err(e) = observe(&mut cells, n, query, &by_labels, interval, &value_of) {
+                    let counted = Counted {
+                        trace_id,
+                        span_id: None,
+                        start_ns: span.start_ns,
+                    };
+                    let observed = observe(
+                        &mut cells, request, &by_labels, interval, &counted, &value_of,
+                    );
+                    if let Err(e) = observed {
                         failure = Some(e);
                     }
                 }
@@ -338,7 +385,7 @@ impl Query {
             parts,
             |_: &(), _| false,
             &mut (),
-            |_, _, _, _, trace| {
+            |_, _, _, id, trace| {
                 let view = TraceView::new(trace);
                 let mut selected: Vec<usize> = evaluate(&query.pipeline, &view)
                     .into_iter()
@@ -368,7 +415,15 @@ impl Query {
                         continue;
                     }
                     let value_of = |f: &FieldExpr| field_value(f, &view, i);
-                    let observed = observe(&mut cells, n, query, &by_labels, interval, &value_of);
+                    let span = view.spans[i].span;
+                    let counted = Counted {
+                        trace_id: id,
+                        span_id: Some(&span.span_id),
+                        start_ns: span.start_time_unix_nano,
+                    };
+                    let observed = observe(
+                        &mut cells, request, &by_labels, interval, &counted, &value_of,
+                    );
                     if let Err(e) = observed {
                         failure = Some(e);
                         return false;
@@ -407,12 +462,13 @@ fn finish_series(
 /// attributes and the function's attribute through `value_of`.
 fn observe(
     cells: &mut SeriesCells,
-    n: usize,
-    query: &MetricsQuery,
+    request: &MetricsRequest,
     by_labels: &[String],
     interval: usize,
+    counted: &Counted,
     value_of: &dyn Fn(&FieldExpr) -> Value,
 ) -> io::Result<()> {
+    let (query, n, limit) = (&request.query, request.intervals(), request.exemplars);
     // A span without a `by` attribute counts under a nil label, as in Tempo.
     let mut labels: Vec<(String, Value)> = query
         .by
@@ -427,12 +483,18 @@ fn observe(
         ));
     }
     match &query.function {
-        MetricsFunction::Rate | MetricsFunction::CountOverTime => {
-            cell(cells, labels, n).map(|c| c.count(interval))
-        }
+        MetricsFunction::Rate | MetricsFunction::CountOverTime => cell(cells, labels, n).map(|c| {
+            c.count(interval);
+            c.exemplar(limit, interval, counted, f64::NAN);
+        }),
         MetricsFunction::QuantileOverTime(f, _) | MetricsFunction::HistogramOverTime(f) => {
-            match bucket_of(&value_of(f)) {
-                Some(bound) => cell(cells, labels, n).map(|c| c.bucket(interval, bound)),
+            let value = value_of(f);
+            match bucket_of(&value) {
+                Some(bound) => cell(cells, labels, n).map(|c| {
+                    c.bucket(interval, bound);
+                    let v = number(&value).unwrap_or(f64::NAN);
+                    c.exemplar(limit, interval, counted, v);
+                }),
                 None => Ok(()),
             }
         }
@@ -440,7 +502,10 @@ fn observe(
         | MetricsFunction::MaxOverTime(f)
         | MetricsFunction::SumOverTime(f)
         | MetricsFunction::AvgOverTime(f) => match number(&value_of(f)) {
-            Some(v) => cell(cells, labels, n).map(|c| c.add(interval, v)),
+            Some(v) => cell(cells, labels, n).map(|c| {
+                c.add(interval, v);
+                c.exemplar(limit, interval, counted, v);
+            }),
             None => Ok(()),
         },
         MetricsFunction::Compare { .. } => unreachable!("compare counts attribute values"),
@@ -562,10 +627,29 @@ fn finish(function: &MetricsFunction, cells: SeriesCells, request: &MetricsReque
     };
     let mut out = Vec::new();
     for (labels, c) in cells.into_series() {
-        let series = |values: Vec<f64>| Series {
-            labels: labels.clone(),
-            values,
+        // Exemplars of a counting function stand at their interval's value.
+        let with_exemplars = |values: Vec<f64>, labels: Vec<(String, Value)>| {
+            let exemplars = c
+                .exemplars
+                .iter()
+                .map(|e| Exemplar {
+                    value: if e.value.is_nan() {
+                        values.get(e.interval).copied().unwrap_or(0.0)
+                    } else {
+                        e.value
+                    },
+                    ..e.clone()
+                })
+                .collect();
+            let mut exemplars: Vec<Exemplar> = exemplars;
+            exemplars.sort_by_key(|e| e.timestamp_ns);
+            Series {
+                labels,
+                values,
+                exemplars,
+            }
         };
+        let series = |values: Vec<f64>| with_exemplars(values, labels.clone());
         match function {
             MetricsFunction::Rate => {
                 out.push(series(c.counts.iter().map(|n| n / step_s).collect()))
@@ -592,14 +676,12 @@ fn finish(function: &MetricsFunction, cells: SeriesCells, request: &MetricsReque
                 for q in quantiles {
                     let mut labels = labels.clone();
                     labels.push(("p".into(), Value::Float(*q)));
-                    out.push(Series {
-                        labels,
-                        values: c
-                            .buckets
-                            .iter()
-                            .map(|b| log2_quantile(*q, b) * scale)
-                            .collect(),
-                    });
+                    let values = c
+                        .buckets
+                        .iter()
+                        .map(|b| log2_quantile(*q, b) * scale)
+                        .collect();
+                    out.push(with_exemplars(values, labels));
                 }
             }
             MetricsFunction::HistogramOverTime(f) => {
@@ -609,6 +691,7 @@ fn finish(function: &MetricsFunction, cells: SeriesCells, request: &MetricsReque
                 for bound in bounds {
                     let mut labels = labels.clone();
                     labels.push(("__bucket".into(), Value::Float(bound as f64 * scale)));
+                    // Counts of a bucket: its exemplars would stand for every bucket; none.
                     out.push(Series {
                         labels,
                         values: c
@@ -616,6 +699,7 @@ fn finish(function: &MetricsFunction, cells: SeriesCells, request: &MetricsReque
                             .iter()
                             .map(|b| b.get(&bound).map_or(0.0, |n| *n as f64))
                             .collect(),
+                        exemplars: Vec::new(),
                     });
                 }
             }
@@ -704,6 +788,7 @@ fn compare_series(cells: SeriesCells, top: usize) -> Vec<Series> {
                 .iter()
                 .map(|n| if *n > 0.0 { *n } else { f64::NAN })
                 .collect(),
+            exemplars: Vec::new(),
         };
         if kind.ends_with("_total") {
             out.push(series);

@@ -392,6 +392,7 @@ fn traceql_metrics_count_spans_per_interval() {
                         end_ns: 3_000_000_000,
                         step_ns: 1_000_000_000,
                         instant,
+                        exemplars: 2,
                     }
                     .aligned(),
                 )
@@ -407,6 +408,15 @@ fn traceql_metrics_count_spans_per_interval() {
         assert_eq!(rate.len(), 1);
         assert_eq!(label(&rate[0], "__name__"), Some(Value::Str("rate".into())));
         assert_eq!(rate[0].values, [2.0, 2.0, 2.0]);
+        // Exemplars: at most two a series here, one an interval, standing at the rate; span
+        // references name the trace, whole traces the span too.
+        assert_eq!(rate[0].exemplars.len(), 2);
+        assert!(rate[0].exemplars.iter().all(|e| e.value == 2.0));
+        assert!(rate[0].exemplars[0].timestamp_ns <= rate[0].exemplars[1].timestamp_ns);
+        assert!(rate[0].exemplars[0].span_id.is_none());
+        let exemplar = &run("{ } && { } | rate()", false)[0].exemplars[0];
+        assert!(exemplar.span_id.is_some());
+        assert!([1, 2, 3].contains(&exemplar.trace_id.0[0]), "{exemplar:?}");
 
         let by_service = run("{ } | count_over_time() by (resource.service.name)", false);
         assert_eq!(by_service.len(), 2);
@@ -421,6 +431,13 @@ fn traceql_metrics_count_spans_per_interval() {
             false,
         );
         assert_eq!(slowest[0].values, [0.08, 0.2, 0.9]);
+        assert!(
+            slowest[0]
+                .exemplars
+                .iter()
+                .all(|e| [0.08, 0.2, 0.9].contains(&e.value)),
+            "each exemplar has its span's own value"
+        );
         let instant = run(
             r#"{ resource.service.name = "db" } | avg_over_time(duration)"#,
             true,
@@ -476,7 +493,14 @@ fn traceql_metrics_count_spans_per_interval() {
                 r#"{ name =~ "GET.*" } && { name =~ "GET.*" } | quantile_over_time(duration, .5) by (resource.service.name)"#,
             ),
         ] {
-            assert_eq!(run(simple, false), run(through_traces, false), "{simple}");
+            let values = |series: Vec<Series>| -> Vec<_> {
+                series.into_iter().map(|s| (s.labels, s.values)).collect()
+            };
+            assert_eq!(
+                values(run(simple, false)),
+                values(run(through_traces, false)),
+                "{simple}"
+            );
         }
 
         let compare = run(r#"{ } | compare({ name = "INSERT" })"#, true);
@@ -559,6 +583,7 @@ fn traceql_reads_candidates_newest_first_across_pages() {
                 end_ns: 4_000_000_000,
                 step_ns: 1_000_000_000,
                 instant: false,
+                exemplars: 0,
             })
             .unwrap_err();
         assert_eq!(refused.kind(), std::io::ErrorKind::InvalidInput);

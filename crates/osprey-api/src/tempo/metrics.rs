@@ -14,6 +14,10 @@ use super::{any_value, invalid_query, Tempo};
 use crate::params::{self, Params};
 use crate::{ApiState, ErrorForm};
 
+/// Exemplars a series carries when the request names no `exemplars`, and at most.
+const DEFAULT_EXEMPLARS: usize = 100;
+const MAX_EXEMPLARS: usize = 1_000;
+
 /// The range a query without `start` covers, back from `end`.
 const DEFAULT_RANGE_NS: u64 = 3_600_000_000_000;
 
@@ -74,10 +78,26 @@ async fn run(State(state): State<ApiState>, RawQuery(query): RawQuery, instant: 
                 .filter(|(_, v)| !v.is_nan())
                 .map(|(i, v)| json!({"timestampMs": request.timestamp_ms(i).to_string(), "value": v}))
                 .collect();
-            json!({"labels": labels(s), "samples": samples, "exemplars": []})
+            let exemplars: Vec<Json_> = s.exemplars.iter().map(exemplar).collect();
+            json!({"labels": labels(s), "samples": samples, "exemplars": exemplars})
         })
         .collect();
     Json(json!({"series": series, "metrics": metrics})).into_response()
+}
+
+/// An exemplar as tempopb writes it: the trace (and span) it links to, its value and time.
+fn exemplar(e: &osprey_query::Exemplar) -> Json_ {
+    let mut labels =
+        vec![json!({"key": "trace:id", "value": {"stringValue": e.trace_id.to_hex()}})];
+    if let Some(span_id) = &e.span_id {
+        labels
+            .push(json!({"key": "span:id", "value": {"stringValue": const_hex::encode(span_id)}}));
+    }
+    json!({
+        "labels": labels,
+        "value": e.value,
+        "timestampMs": (e.timestamp_ns / 1_000_000).to_string(),
+    })
 }
 
 /// Series labels as OTLP key/values; a label without a value (a span without a `by` attribute,
@@ -124,12 +144,17 @@ fn request(p: &Params, instant: bool) -> Result<MetricsRequest, String> {
             (end - start).div_ceil(11_000).div_ceil(1_000_000_000)
         ));
     }
+    // Exemplars per series (Tempo's default: 100).
+    let exemplars = p
+        .parsed(&["exemplars"], params::unsigned)?
+        .map_or(DEFAULT_EXEMPLARS, |n| (n as usize).min(MAX_EXEMPLARS));
     Ok(MetricsRequest {
         query,
         start_ns: start,
         end_ns: end,
         step_ns: step,
         instant,
+        exemplars,
     }
     .aligned())
 }

@@ -421,6 +421,7 @@ fn traceql(
         end_ns,
         step_ns: default_step(start_ns, end_ns),
         instant: false,
+        exemplars: 0,
     }
     .aligned();
     measure(&format!("traceql {q}"), seconds, io, |_| {
