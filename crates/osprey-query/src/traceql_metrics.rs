@@ -147,12 +147,20 @@ struct Cells {
     /// Power-of-two bucket (its upper bound) → count, per interval.
     buckets: Vec<BTreeMap<u64, u64>>,
     exemplars: Vec<Exemplar>,
+    /// Which intervals have an exemplar (allocated with the first).
+    exemplified: Vec<bool>,
 }
 
 impl Cells {
     /// Keeps `counted` as an exemplar if the series has fewer than `limit` and none in its interval.
     fn exemplar(&mut self, limit: usize, interval: usize, counted: &Counted, value: f64) {
-        if self.exemplars.len() < limit && self.exemplars.iter().all(|e| e.interval != interval) {
+        if self.exemplars.len() >= limit {
+            return;
+        }
+        if self.exemplified.is_empty() {
+            self.exemplified = vec![false; self.counts.len()];
+        }
+        if !std::mem::replace(&mut self.exemplified[interval], true) {
             self.exemplars.push(Exemplar {
                 trace_id: *counted.trace_id,
                 span_id: counted.span_id.map(<[u8]>::to_vec),
