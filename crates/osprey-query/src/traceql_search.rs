@@ -14,7 +14,7 @@ use crate::combine::combine;
 use crate::traceql::eval::{evaluate, field_value};
 use crate::traceql::pushdown::{expr_parts, prefilter};
 use crate::traceql::trace::TraceView;
-use crate::traceql::{FieldExpr, Intrinsic, SpansetExpr, Stage, Value};
+use crate::traceql::{FieldExpr, Intrinsic, SpansetExpr, Value};
 use crate::Query;
 
 /// Traces a search returns at most, whatever it asks.
@@ -288,26 +288,6 @@ fn shown_fields(expr: &SpansetExpr) -> Vec<FieldExpr> {
             fields.push(f.clone());
         }
     };
-    visit_expr(expr, &mut add);
+    expr.visit_shown_fields(&mut add);
     fields
-}
-
-fn visit_expr(expr: &SpansetExpr, f: &mut impl FnMut(&FieldExpr)) {
-    match expr {
-        SpansetExpr::Filter(filter) => filter.visit_fields(f),
-        SpansetExpr::Pair(_, a, b) => {
-            visit_expr(a, f);
-            visit_expr(b, f);
-        }
-        SpansetExpr::Pipeline(stages) => {
-            for stage in stages {
-                match stage {
-                    Stage::Spans(e) => visit_expr(e, f),
-                    Stage::Select(fields) => fields.iter().for_each(&mut *f),
-                    Stage::By(..) | Stage::Coalesce | Stage::ScalarFilter(_) => {}
-                }
-            }
-        }
-        SpansetExpr::ScalarFilter(_) => {}
-    }
 }

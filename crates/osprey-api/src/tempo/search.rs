@@ -82,16 +82,8 @@ async fn native_search(State(state): State<ApiState>, RawQuery(query): RawQuery)
         .await
     {
         Ok((matches, _)) => Json(json!({
-            "traces": matches.iter().map(|m| {
-                let mut trace = trace_json(m);
-                // The UI shows which service each matched span belongs to.
-                for (set, matched) in m.spansets.iter().zip(trace["spanSets"].as_array_mut().into_iter().flatten()) {
-                    for (span, shown) in set.spans.iter().zip(matched["spans"].as_array_mut().into_iter().flatten()) {
-                        shown["service"] = json!(span.service);
-                    }
-                }
-                trace
-            }).collect::<Vec<_>>()
+            // The UI shows which service each matched span belongs to.
+            "traces": matches.iter().map(|m| trace_json(m, true)).collect::<Vec<_>>()
         }))
         .into_response(),
         Err(e) => crate::native::Native::internal(e),
@@ -108,7 +100,7 @@ async fn search(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Res
         .await
     {
         Ok((matches, stats)) => Json(json!({
-            "traces": matches.iter().map(trace_json).collect::<Vec<_>>(),
+            "traces": matches.iter().map(|m| trace_json(m, false)).collect::<Vec<_>>(),
             "metrics": {
                 "inspectedTraces": stats.inspected_traces,
                 "inspectedBytes": "0",
@@ -291,8 +283,9 @@ fn logfmt(text: &str) -> Result<Vec<(String, String)>, String> {
 }
 
 /// One trace of tempopb.SearchResponse as jsonpb writes it: 64-bit numbers as strings, zero
-/// values left out, the trace id in hex without leading zeros.
-fn trace_json(m: &TraceMatch) -> Json_ {
+/// values left out, the trace id in hex without leading zeros; `with_service` adds each matched
+/// span's service (Osprey's UI; Tempo's spans have no such field).
+fn trace_json(m: &TraceMatch, with_service: bool) -> Json_ {
     let spansets: Vec<Json_> = m
         .spansets
         .iter()
@@ -310,6 +303,9 @@ fn trace_json(m: &TraceMatch) -> Json_ {
                     let attributes = key_values(&s.attributes);
                     if !attributes.is_empty() {
                         span["attributes"] = json!(attributes);
+                    }
+                    if with_service {
+                        span["service"] = json!(s.service);
                     }
                     span
                 })

@@ -4,7 +4,7 @@
 
 import { getJSON } from './api.js';
 import { navigate } from './app.js';
-import { lineChart } from './charts.js';
+import { lineChart, svg } from './charts.js';
 import { duration, el, rateNote } from './format.js';
 
 const LOOKBACKS = ['15m', '1h', '6h', '24h', '7d'];
@@ -68,20 +68,11 @@ export function renderServices(view, _match, params) {
 
 /** A small line of a service's requests per step. */
 function sparkline(counts) {
-  const ns = 'http://www.w3.org/2000/svg';
-  const svg = document.createElementNS(ns, 'svg');
   const [w, h] = [120, 24];
-  svg.setAttribute('viewBox', `0 0 ${w} ${h}`);
-  svg.setAttribute('width', w);
-  svg.setAttribute('height', h);
-  svg.setAttribute('class', 'sparkline');
   const max = Math.max(1, ...counts);
   const step = counts.length > 1 ? w / (counts.length - 1) : w;
   const points = counts.map((c, i) => `${(i * step).toFixed(1)},${(h - 2 - (c / max) * (h - 4)).toFixed(1)}`).join(' ');
-  const line = document.createElementNS(ns, 'polyline');
-  line.setAttribute('points', points);
-  svg.append(line);
-  return svg;
+  return svg('svg', { viewBox: `0 0 ${w} ${h}`, width: w, height: h, class: 'sparkline' }, svg('polyline', { points }));
 }
 
 /** Every service at a glance; each row opens that service's charts. */

@@ -1,7 +1,6 @@
 // TraceQL on the search page: a query box above the Jaeger form, errors shown at their place in
 // the query, and results that list each trace's matched spans.
 
-import { getJSON } from './api.js';
 import { navigate } from './app.js';
 import { attributes, duration, el, serviceColor, time } from './format.js';
 
@@ -47,6 +46,7 @@ export async function traceqlSearch(results, params, [from, to]) {
   results.replaceChildren(el('p', { class: 'muted' }, 'Searching…'));
   let answer;
   try {
+    // Not getJSON: a refused query's answer carries the line and column the box points at.
     const response = await fetch(`/api/osprey/traceql?${query}`, { headers: { Accept: 'application/json' } });
     answer = await response.json();
     if (!response.ok) {

@@ -39,24 +39,35 @@ impl SpansetExpr {
     /// Calls `f` with every attribute and intrinsic the expression reads: in filters, aggregates,
     /// groupings and selections.
     pub fn visit_fields(&self, f: &mut impl FnMut(&FieldExpr)) {
+        self.visit(f, true);
+    }
+
+    /// Calls `f` with the attributes and intrinsics a matched span shows: those its filters read
+    /// and those `select(…)` names (not aggregates' or groupings').
+    pub fn visit_shown_fields(&self, f: &mut impl FnMut(&FieldExpr)) {
+        self.visit(f, false);
+    }
+
+    fn visit(&self, f: &mut impl FnMut(&FieldExpr), all: bool) {
         match self {
             SpansetExpr::Filter(filter) => filter.visit_fields(f),
             SpansetExpr::Pair(_, a, b) => {
-                a.visit_fields(f);
-                b.visit_fields(f);
+                a.visit(f, all);
+                b.visit(f, all);
             }
             SpansetExpr::Pipeline(stages) => {
                 for stage in stages {
                     match stage {
-                        Stage::Spans(e) => e.visit_fields(f),
-                        Stage::ScalarFilter(s) => s.visit_fields(f),
-                        Stage::By(field, _) => field.visit_fields(f),
+                        Stage::Spans(e) => e.visit(f, all),
+                        Stage::ScalarFilter(s) if all => s.visit_fields(f),
+                        Stage::By(field, _) if all => field.visit_fields(f),
                         Stage::Select(fields) => fields.iter().for_each(|x| x.visit_fields(f)),
-                        Stage::Coalesce => {}
+                        Stage::ScalarFilter(_) | Stage::By(..) | Stage::Coalesce => {}
                     }
                 }
             }
-            SpansetExpr::ScalarFilter(s) => s.visit_fields(f),
+            SpansetExpr::ScalarFilter(s) if all => s.visit_fields(f),
+            SpansetExpr::ScalarFilter(_) => {}
         }
     }
 }

@@ -62,10 +62,7 @@ fn spansets(expr: &SpansetExpr, trace: &TraceView, input: Vec<Spanset>) -> Vec<S
 
 /// Every span of `sets`, ascending and once.
 fn union(sets: Vec<Spanset>) -> Vec<usize> {
-    let mut spans: Vec<usize> = sets.into_iter().flat_map(|s| s.spans).collect();
-    spans.sort_unstable();
-    spans.dedup();
-    spans
+    sorted(sets.into_iter().flat_map(|s| s.spans).collect())
 }
 
 fn combine(op: SpansetOp, trace: &TraceView, left: &[usize], right: &[usize]) -> Vec<usize> {

@@ -483,7 +483,7 @@ impl<'a> Parser<'a> {
         if let Some(metrics) = self.metrics(&node)? {
             return Ok(Root::Metrics(metrics));
         }
-        Ok(Root::Spans(self.spanset(node)?))
+        Ok(Root::Spans(self.spanset_of(&node)?))
     }
 
     /// A metrics query, when `node` is one.
@@ -504,7 +504,7 @@ impl<'a> Parser<'a> {
         };
         match &**rhs {
             Node::Call(call) if METRICS.contains(&call.name.as_str()) => {
-                let pipeline = self.spanset_ref(lhs)?;
+                let pipeline = self.spanset_of(lhs)?;
                 Ok(Some(MetricsQuery {
                     pipeline,
                     function: self.metrics_function(call)?,
@@ -512,21 +512,18 @@ impl<'a> Parser<'a> {
                     second_stage: Vec::new(),
                 }))
             }
-            Node::Binary(symbol, call, value, at)
+            Node::Binary(symbol, call, value, _)
                 if CompareOp::from_symbol(symbol).is_some() && self.is_metrics_call(call) =>
             {
-                let Node::Call(call) = &**call else {
-                    unreachable!()
+                let (Some(op), Node::Call(call)) = (CompareOp::from_symbol(symbol), &**call) else {
+                    unreachable!("guarded: a comparison with a metrics call")
                 };
                 let threshold = self.number(value)?;
                 Ok(Some(MetricsQuery {
-                    pipeline: self.spanset_ref(lhs)?,
+                    pipeline: self.spanset_of(lhs)?,
                     function: self.metrics_function(call)?,
                     by: call.by.clone(),
-                    second_stage: vec![SecondStage::Filter(
-                        CompareOp::from_symbol(symbol).ok_or_else(|| self.error(*at, "?"))?,
-                        threshold,
-                    )],
+                    second_stage: vec![SecondStage::Filter(op, threshold)],
                 }))
             }
             Node::Call(call) if SECOND_STAGE.contains(&call.name.as_str()) => {
@@ -675,14 +672,6 @@ impl<'a> Parser<'a> {
             }
             _ => unreachable!("only called for metrics functions"),
         })
-    }
-
-    fn spanset_ref(&self, node: &Node) -> Result<SpansetExpr, ParseError> {
-        self.spanset_of(node)
-    }
-
-    fn spanset(&self, node: Node) -> Result<SpansetExpr, ParseError> {
-        self.spanset_of(&node)
     }
 
     fn spanset_of(&self, node: &Node) -> Result<SpansetExpr, ParseError> {

@@ -56,17 +56,13 @@ impl Value {
         matches!(self, Value::Nil)
     }
 
-    fn number(&self) -> Option<f64> {
+    /// The value as a float, for comparisons, aggregates and metrics (durations in nanoseconds).
+    pub fn as_f64(&self) -> Option<f64> {
         match self {
             Value::Int(i) | Value::Duration(i) => Some(*i as f64),
             Value::Float(f) => Some(*f),
             _ => None,
         }
-    }
-
-    /// The value as a float, for aggregates and metrics (durations in nanoseconds).
-    pub fn as_f64(&self) -> Option<f64> {
-        self.number()
     }
 
     /// How two values order, when they can be compared at all.
@@ -78,7 +74,7 @@ impl Value {
             (Bool(a), Bool(b)) => Some(a.cmp(b)),
             (Status(a), Status(b)) | (Kind(a), Kind(b)) => Some(a.cmp(b)),
             _ => {
-                let (a, b) = (self.number()?, other.number()?);
+                let (a, b) = (self.as_f64()?, other.as_f64()?);
                 a.partial_cmp(&b)
             }
         }
@@ -134,7 +130,7 @@ impl Value {
                 int(*a, *b).map_or(Nil, Duration)
             }
             _ => {
-                let (Some(a), Some(b)) = (self.number(), other.number()) else {
+                let (Some(a), Some(b)) = (self.as_f64(), other.as_f64()) else {
                     return Nil;
                 };
                 let result = match op {
