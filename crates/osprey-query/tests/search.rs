@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use osprey_model::fixtures::{self, request, string_attribute};
-use osprey_model::otlp::{ExportTraceServiceRequest, Span};
+use osprey_model::otlp::any_value::Value;
+use osprey_model::otlp::{AnyValue, ArrayValue, ExportTraceServiceRequest, KeyValue, Span};
 use osprey_model::TraceId;
 use osprey_query::{Query, TraceQuery};
 use osprey_store::{Store, StoreOptions};
@@ -165,6 +166,69 @@ fn one_span_must_meet_every_condition() {
         assert_eq!(query.services(), ["db", "gateway"]);
     });
 }
+/// An attribute with a value of any type.
+fn attribute(key: &str, value: Value) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn attribute_values_of_every_type_are_found_by_their_text() {
+    let array = Value::ArrayValue(ArrayValue {
+        values: vec![AnyValue {
+            value: Some(Value::StringValue("blue".into())),
+        }],
+    });
+    let mut typed = span(1, 1, None, "GET /", 0, 100);
+    typed.attributes = vec![
+        attribute("retries", Value::IntValue(3)),
+        attribute("ratio", Value::DoubleValue(0.5)),
+        attribute("cached", Value::BoolValue(true)),
+        attribute("colour", array),
+    ];
+    // Strings only: a block of these is searched by keys and strings alone.
+    let mut strings = span(2, 2, None, "GET /", 10, 100);
+    strings.attributes = vec![
+        string_attribute("retries", "3"),
+        string_attribute("colour", "red"),
+    ];
+    let typed_batch = request("gateway", vec![typed]);
+    let strings_batch = request("gateway", vec![strings]);
+    for batches in [
+        vec![typed_batch.clone(), strings_batch.clone()],
+        vec![strings_batch],
+    ] {
+        for_each_state(&batches, |query| {
+            let search = |key: &str, value: &str| {
+                let mut found: Vec<u8> = query
+                    .search(&TraceQuery {
+                        attributes: vec![(key.into(), value.into())],
+                        limit: 10,
+                        ..Default::default()
+                    })
+                    .unwrap()
+                    .into_iter()
+                    .map(|id| id.0[0])
+                    .collect();
+                found.sort();
+                found
+            };
+            let with_typed = batches.len() == 2;
+            let typed: &[u8] = if with_typed { &[1] } else { &[] };
+            let both: &[u8] = if with_typed { &[1, 2] } else { &[2] };
+            assert_eq!(search("retries", "3"), both);
+            assert_eq!(search("ratio", "0.5"), typed);
+            assert_eq!(search("cached", "true"), typed);
+            assert_eq!(search("colour", "blue"), typed, "an array by an element");
+            assert_eq!(search("colour", "red"), [2]);
+            assert_eq!(search("retries", "4"), Vec::<u8>::new());
+        });
+    }
+}
+
 #[test]
 fn service_graph_and_red_come_from_the_index() {
     let mut call = span(1, 2, Some(1), "SELECT", 10, 80);

@@ -168,13 +168,21 @@ impl KeyValueBuilder {
     }
 }
 
-/// Reads a list-of-key/value column back into OTLP key/values; its strings plain or
-/// dictionary-encoded ([`super::strings`]).
-pub struct KeyValueReader<'a> {
+/// The keys, value types and string values of a list-of-key/value column, which is all a search
+/// needs to find the rows that may hold an attribute: most values are strings, and the other value
+/// leaves (mostly nulls) cost as much to decode as these, so a search reads them only for the rows
+/// this lets through ([`KeyValueReader::row_matches`]).
+pub struct KeyStringReader<'a> {
     list: &'a ListArray,
     key: Strings<'a>,
     value_type: &'a UInt8Array,
     string: Strings<'a>,
+}
+
+/// Reads a list-of-key/value column back into OTLP key/values; its strings plain or
+/// dictionary-encoded ([`super::strings`]).
+pub struct KeyValueReader<'a> {
+    strings: KeyStringReader<'a>,
     int: &'a Int64Array,
     double: &'a Float64Array,
     boolean: &'a BooleanArray,
@@ -188,15 +196,61 @@ pub struct EntryMatcher<'a> {
     text: &'a str,
 }
 
-impl<'a> KeyValueReader<'a> {
-    pub fn new(column: &'a dyn Array) -> KeyValueReader<'a> {
+impl<'a> KeyStringReader<'a> {
+    /// The column, read whole or with only its `key`, `value_type` and `string` leaves.
+    pub fn new(column: &'a dyn Array) -> KeyStringReader<'a> {
         let list = column.as_list::<i32>();
         let entries = list.values().as_struct();
-        KeyValueReader {
+        let child = |name: &str| entries.column_by_name(name).expect("key/value leaf read");
+        KeyStringReader {
             list,
-            key: Strings::new(entries.column(0)),
-            value_type: entries.column(1).as_primitive::<UInt8Type>(),
-            string: Strings::new(entries.column(2)),
+            key: Strings::new(child("key")),
+            value_type: child("value_type").as_primitive::<UInt8Type>(),
+            string: Strings::new(child("string")),
+        }
+    }
+
+    /// Prepares the condition "has attribute `key` whose value reads as `text`" (as search
+    /// compares values) for [`Self::may_match`] and [`KeyValueReader::row_matches`].
+    pub fn matcher(&self, key: &'a str, text: &'a str) -> EntryMatcher<'a> {
+        EntryMatcher {
+            key: self.key.equal_to(key),
+            string: self.string.equal_to(text),
+            text,
+        }
+    }
+
+    /// Whether the row may meet the condition: it holds the key with the string value, or with a
+    /// value of another type (which only [`KeyValueReader::row_matches`] can compare).
+    pub fn may_match(&self, row: usize, condition: &EntryMatcher) -> bool {
+        self.matching_entry(row, condition, |_| true)
+    }
+
+    /// Whether an entry of the row has the condition's key and either its string value or, for
+    /// values of other types, one for which `other` holds.
+    fn matching_entry(
+        &self,
+        row: usize,
+        condition: &EntryMatcher,
+        other: impl Fn(usize) -> bool,
+    ) -> bool {
+        let offsets = self.list.value_offsets();
+        (offsets[row] as usize..offsets[row + 1] as usize).any(|i| {
+            condition.key.at(i)
+                && match self.value_type.value(i) {
+                    value_type::STRING => condition.string.at(i),
+                    value_type::ABSENT | value_type::EMPTY => false,
+                    _ => other(i),
+                }
+        })
+    }
+}
+
+impl<'a> KeyValueReader<'a> {
+    pub fn new(column: &'a dyn Array) -> KeyValueReader<'a> {
+        let entries = column.as_list::<i32>().values().as_struct();
+        KeyValueReader {
+            strings: KeyStringReader::new(column),
             int: entries.column(3).as_primitive::<Int64Type>(),
             double: entries.column(4).as_primitive::<Float64Type>(),
             boolean: entries.column(5).as_boolean(),
@@ -206,43 +260,32 @@ impl<'a> KeyValueReader<'a> {
 
     /// The key/values of one row.
     pub fn row(&self, row: usize) -> Vec<KeyValue> {
-        let offsets = self.list.value_offsets();
+        let offsets = self.strings.list.value_offsets();
         (offsets[row] as usize..offsets[row + 1] as usize)
             .map(|i| self.entry(i))
             .collect()
     }
 
-    /// Prepares the condition "has attribute `key` whose value reads as `text`" (as search
-    /// compares values) for [`Self::row_matches`].
     pub fn matcher(&self, key: &'a str, text: &'a str) -> EntryMatcher<'a> {
-        EntryMatcher {
-            key: self.key.equal_to(key),
-            string: self.string.equal_to(text),
-            text,
-        }
+        self.strings.matcher(key, text)
     }
 
     /// Whether the row meets the condition, without building the row's key/values.
     pub fn row_matches(&self, row: usize, condition: &EntryMatcher) -> bool {
-        let offsets = self.list.value_offsets();
-        (offsets[row] as usize..offsets[row + 1] as usize).any(|i| {
-            condition.key.at(i)
-                && match self.value_type.value(i) {
-                    value_type::STRING => condition.string.at(i),
-                    value_type::ABSENT | value_type::EMPTY => false,
-                    _ => self
-                        .entry(i)
-                        .value
-                        .and_then(|v| v.value)
-                        .is_some_and(|v| osprey_model::attributes::reads_as(&v, condition.text)),
-                }
+        self.strings.matching_entry(row, condition, |i| {
+            self.entry(i)
+                .value
+                .and_then(|v| v.value)
+                .is_some_and(|v| osprey_model::attributes::reads_as(&v, condition.text))
         })
     }
 
     fn entry(&self, i: usize) -> KeyValue {
         let value = |v: Value| Some(AnyValue { value: Some(v) });
-        let value = match self.value_type.value(i) {
-            value_type::STRING => value(Value::StringValue(self.string.value(i).to_string())),
+        let value = match self.strings.value_type.value(i) {
+            value_type::STRING => {
+                value(Value::StringValue(self.strings.string.value(i).to_string()))
+            }
             value_type::BOOL => value(Value::BoolValue(self.boolean.value(i))),
             value_type::INT => value(Value::IntValue(self.int.value(i))),
             value_type::DOUBLE => value(Value::DoubleValue(self.double.value(i))),
@@ -256,7 +299,7 @@ impl<'a> KeyValueReader<'a> {
             _ => None,
         };
         KeyValue {
-            key: self.key.value(i).to_string(),
+            key: self.strings.key.value(i).to_string(),
             value,
             ..Default::default()
         }

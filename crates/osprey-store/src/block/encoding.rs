@@ -56,15 +56,22 @@ pub fn writer_properties(schema: &SchemaRef) -> WriterProperties {
             .set_column_dictionary_enabled(ColumnPath::from(column), false)
             .set_column_encoding(ColumnPath::from(column), Encoding::DELTA_BINARY_PACKED);
     }
-    // Nothing prunes by the values inside the span and resource attribute lists (about ten entries
-    // a span): min/max statistics of their strings would cost a comparison per value for nothing.
-    // The other lists (events, links, scope attributes) keep theirs: mostly empty, they cost
-    // nothing, and their null count tells a lookup that a row group holds none (`valueless`).
+    // Nothing prunes by the keys and strings inside the span and resource attribute lists (about
+    // ten entries a span): min/max statistics of them would cost a comparison per value for
+    // nothing. Their other value leaves (int, double, bool, bytes) keep theirs: mostly nulls, they
+    // cost little, and a null count equal to the value count tells a search that a row group holds
+    // only strings (`valueless::only_strings`). The other lists (events, links, scope attributes)
+    // keep theirs: mostly empty, they cost nothing, and their null count tells a lookup that a row
+    // group holds none (`valueless`).
     for field in schema.fields() {
         if [col::ATTRIBUTES, col::RESOURCE_ATTRIBUTES].contains(&field.name().as_str()) {
             for leaf in list_leaves(field) {
-                properties = properties
-                    .set_column_statistics_enabled(ColumnPath::new(leaf), EnabledStatistics::None);
+                if ["key", "value_type", "string"].contains(&leaf[leaf.len() - 1].as_str()) {
+                    properties = properties.set_column_statistics_enabled(
+                        ColumnPath::new(leaf),
+                        EnabledStatistics::None,
+                    );
+                }
             }
         }
     }

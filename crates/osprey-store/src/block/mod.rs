@@ -32,6 +32,7 @@ use parquet::arrow::async_reader::ParquetRecordBatchStream;
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
+use parquet::schema::types::SchemaDescriptor;
 
 use object_reader::ObjectReader;
 use tokio::runtime::Handle;
@@ -41,6 +42,7 @@ use osprey_model::TraceId;
 use crate::objects::{ObjectStorage, DATA_FILE, INDEX_FILE, META_FILE};
 use caches::{Footer, IndexSlot};
 pub use caches::{FooterCache, TraceIndexCache};
+use columns::{KeyStringReader, KeyValueReader};
 pub use meta::BlockMeta;
 use schema::{col, SCHEMA};
 use strings::{Strings, DICTIONARY_SCHEMA};
@@ -113,6 +115,18 @@ impl SpanConditions {
         });
         arrow_array::BooleanArray::new(rows, None)
     }
+}
+
+/// The leaves of `columns` a search reads first: all of a dedicated column, and only the `key`,
+/// `value_type` and `string` leaves of a key/value list ([`columns::KeyStringReader`]).
+fn key_string_leaves(schema: &SchemaDescriptor, columns: &[String]) -> ProjectionMask {
+    let leaves = (0..schema.num_columns()).filter(|&i| {
+        let path = schema.column(i).path().parts().to_vec();
+        columns.contains(&path[0])
+            && (path.len() == 1
+                || ["key", "value_type", "string"].contains(&path[path.len() - 1].as_str()))
+    });
+    ProjectionMask::leaves(schema, leaves)
 }
 
 /// The rows of the pages of `groups` (in that order) whose trace-id range holds one of `ids`
@@ -331,11 +345,12 @@ impl Block {
     }
 
     async fn read_async(&self, read: Read<'_>) -> io::Result<Vec<RecordBatch>> {
-        // Whole rows of a trace: columns with no value in its row groups are not read but put back.
-        let with_values = match (read.columns, &read.traces, &read.row_groups) {
-            (None, Some(_), Some(groups)) => {
+        // Rows of traces as OTLP: columns with no value in their row groups are not read but put
+        // back (as every column the block has).
+        let with_values = match (&read.traces, &read.row_groups) {
+            (Some(_), Some(groups)) if !read.dictionaries => {
                 let footer = self.reader_metadata().await?;
-                valueless::columns_with_values(footer.plain.metadata(), groups)
+                valueless::columns_with_values(footer.plain.metadata(), groups, read.columns)
             }
             _ => None,
         };
@@ -388,7 +403,7 @@ impl Block {
                 .collect::<io::Result<Vec<_>>>()?;
             builder = builder.with_projection(ProjectionMask::roots(&parquet_schema, roots));
         }
-        if let Some(groups) = read.row_groups {
+        if let Some(groups) = read.row_groups.clone() {
             if let Some(selection) = read
                 .traces
                 .as_ref()
@@ -414,15 +429,36 @@ impl Block {
                 )));
             }
             if !query.attributes.is_empty() {
-                let roots = source::attribute_columns(&query.attributes)
+                let columns = source::attribute_columns(&query.attributes);
+                let roots = columns
                     .iter()
                     .map(|c| SCHEMA.index_of(c).map_err(io_error))
                     .collect::<io::Result<Vec<_>>>()?;
+                // First the rows that may match, from the keys and string values of the lists
+                // (and the dedicated columns); then, on those rows only, every leaf.
                 let wanted = query.attributes.clone();
                 predicates.push(Box::new(ArrowPredicateFn::new(
-                    ProjectionMask::roots(&parquet_schema, roots),
-                    move |batch: RecordBatch| Ok(source::attribute_conditions(&batch, &wanted)),
+                    key_string_leaves(&parquet_schema, &columns),
+                    move |batch: RecordBatch| {
+                        Ok(source::attribute_conditions::<KeyStringReader>(
+                            &batch, &wanted,
+                        ))
+                    },
                 )));
+                // Only where a value of another type may match too: those (int, double, bool,
+                // bytes) are rare, and the row groups' statistics say where there are none.
+                let groups = read.row_groups.as_deref();
+                if !valueless::only_strings(builder.metadata(), groups, &columns) {
+                    let wanted = query.attributes.clone();
+                    predicates.push(Box::new(ArrowPredicateFn::new(
+                        ProjectionMask::roots(&parquet_schema, roots),
+                        move |batch: RecordBatch| {
+                            Ok(source::attribute_conditions::<KeyValueReader>(
+                                &batch, &wanted,
+                            ))
+                        },
+                    )));
+                }
             }
             if !predicates.is_empty() {
                 builder = builder.with_row_filter(RowFilter::new(predicates));
@@ -476,9 +512,7 @@ impl Block {
     fn read(&self, read: Read<'_>) -> io::Result<Vec<RecordBatch>> {
         let cores = *CORES;
         let groups = match &read.row_groups {
-            Some(groups) if groups.len() > 1 && cores > 1 && read.traces.is_none() => {
-                groups.clone()
-            }
+            Some(groups) if groups.len() > 1 && cores > 1 => groups.clone(),
             _ => return self.runtime.block_on(self.read_async(read)),
         };
         std::thread::scope(|scope| {

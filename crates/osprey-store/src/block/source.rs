@@ -12,7 +12,10 @@ use arrow_array::{Array, RecordBatch};
 use osprey_model::otlp::ResourceSpans;
 use osprey_model::TraceId;
 
-use super::columns::{dedicated_readers, DedicatedMatcher, DedicatedReader, KeyValueReader};
+use super::columns::{
+    dedicated_readers, DedicatedMatcher, DedicatedReader, EntryMatcher, KeyStringReader,
+    KeyValueReader,
+};
 use super::read::RowReader;
 use super::schema::{col, resource_column, span_column, RESOURCE_DEDICATED, SPAN_DEDICATED};
 use super::strings::Strings;
@@ -168,15 +171,46 @@ fn each_trace(
     Ok(true)
 }
 
-/// Which rows of a batch (holding the attribute lists and any dedicated columns of the wanted keys)
-/// have every wanted attribute, on the span or else on its resource.
-pub(super) fn attribute_conditions(
-    batch: &RecordBatch,
-    wanted: &[(String, String)],
+/// A key/value list column as a search reads it: the keys and string values only, finding the rows
+/// that may hold an attribute, or whole, deciding.
+pub(super) trait AttributeLists<'a> {
+    fn read(column: &'a dyn arrow_array::Array) -> Self;
+    fn matcher(&self, key: &'a str, text: &'a str) -> EntryMatcher<'a>;
+    fn meets(&self, row: usize, condition: &EntryMatcher) -> bool;
+}
+
+impl<'a> AttributeLists<'a> for KeyStringReader<'a> {
+    fn read(column: &'a dyn arrow_array::Array) -> Self {
+        KeyStringReader::new(column)
+    }
+    fn matcher(&self, key: &'a str, text: &'a str) -> EntryMatcher<'a> {
+        KeyStringReader::matcher(self, key, text)
+    }
+    fn meets(&self, row: usize, condition: &EntryMatcher) -> bool {
+        self.may_match(row, condition)
+    }
+}
+
+impl<'a> AttributeLists<'a> for KeyValueReader<'a> {
+    fn read(column: &'a dyn arrow_array::Array) -> Self {
+        KeyValueReader::new(column)
+    }
+    fn matcher(&self, key: &'a str, text: &'a str) -> EntryMatcher<'a> {
+        KeyValueReader::matcher(self, key, text)
+    }
+    fn meets(&self, row: usize, condition: &EntryMatcher) -> bool {
+        self.row_matches(row, condition)
+    }
+}
+
+/// Which rows of a batch (holding the attribute lists, read as `L`, and any dedicated columns of
+/// the wanted keys) have every wanted attribute, on the span or else on its resource.
+pub(super) fn attribute_conditions<'a, L: AttributeLists<'a>>(
+    batch: &'a RecordBatch,
+    wanted: &'a [(String, String)],
 ) -> arrow_array::BooleanArray {
-    let span_generic =
-        KeyValueReader::new(batch.column_by_name(col::ATTRIBUTES).expect("projected"));
-    let resource_generic = KeyValueReader::new(
+    let span_generic = L::read(batch.column_by_name(col::ATTRIBUTES).expect("projected"));
+    let resource_generic = L::read(
         batch
             .column_by_name(col::RESOURCE_ATTRIBUTES)
             .expect("projected"),
@@ -210,9 +244,9 @@ pub(super) fn attribute_conditions(
             .iter()
             .all(|(span_d, span_g, resource_d, resource_g)| {
                 span_d.as_ref().is_some_and(|d| d.at(row))
-                    || span_generic.row_matches(row, span_g)
+                    || span_generic.meets(row, span_g)
                     || resource_d.as_ref().is_some_and(|d| d.at(row))
-                    || resource_generic.row_matches(row, resource_g)
+                    || resource_generic.meets(row, resource_g)
             })
     });
     arrow_array::BooleanArray::new(rows, None)

@@ -17,12 +17,13 @@ use parquet::file::metadata::ParquetMetaData;
 
 use super::schema::SCHEMA;
 
-/// The block schema's top-level columns to read for whole rows of `groups`: `None` when every one
-/// may hold a value, else all but those that hold none there (all nulls, or all empty lists) and can
-/// be put back without reading them: nullable ones and lists.
+/// The block schema's top-level columns (of `wanted`; all: `None`) to read for rows of `groups`:
+/// `None` when every one may hold a value, else all but those that hold none there (all nulls, or
+/// all empty lists) and can be put back without reading them: nullable ones and lists.
 pub fn columns_with_values(
     metadata: &ParquetMetaData,
     groups: &[usize],
+    wanted: Option<&[&str]>,
 ) -> Option<Vec<&'static str>> {
     let descriptor = metadata.file_metadata().schema_descr();
     let mut has_values = vec![false; descriptor.root_schema().get_fields().len()];
@@ -41,7 +42,12 @@ pub fn columns_with_values(
         has_values.get(*root).is_none_or(|has| *has)
             || !(field.is_nullable() || matches!(field.data_type(), DataType::List(_)))
     };
-    let fields: Vec<_> = SCHEMA.fields().iter().enumerate().collect();
+    let fields: Vec<_> = SCHEMA
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| wanted.is_none_or(|w| w.contains(&f.name().as_str())))
+        .collect();
     if fields.iter().all(read) {
         return None;
     }
@@ -52,6 +58,35 @@ pub fn columns_with_values(
             .map(|(_, f)| f.name().as_str())
             .collect(),
     )
+}
+
+/// Whether the key/value lists among `columns` hold nothing but strings (or entries without a
+/// value) in `groups` (all: `None`): their `int`, `double`, `bool` and `bytes` leaves are all nulls
+/// there, by the row groups' statistics (none, as in blocks written before they were kept: maybe
+/// not). A search then decides from the keys and string values alone.
+pub fn only_strings(
+    metadata: &ParquetMetaData,
+    groups: Option<&[usize]>,
+    columns: &[String],
+) -> bool {
+    let descriptor = metadata.file_metadata().schema_descr();
+    let all: Vec<usize> = (0..metadata.num_row_groups()).collect();
+    let groups = groups.unwrap_or(&all);
+    (0..descriptor.num_columns()).all(|leaf| {
+        let path = descriptor.column(leaf).path().parts().to_vec();
+        let typed = matches!(
+            path.last().map(String::as_str),
+            Some("int" | "double" | "bool" | "bytes")
+        );
+        !(typed && path.len() > 1 && columns.contains(&path[0]))
+            || groups.iter().all(|&group| {
+                let chunk = metadata.row_group(group).column(leaf);
+                chunk
+                    .statistics()
+                    .and_then(|s| s.null_count_opt())
+                    .is_some_and(|nulls| nulls == chunk.num_values() as u64)
+            })
+    })
 }
 
 /// `batch` with every column of the block schema: those it lacks (left out of the read by

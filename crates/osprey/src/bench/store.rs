@@ -61,6 +61,9 @@ pub struct QueryArgs {
     /// query makes to the store are printed.
     #[arg(long)]
     storage: Option<String>,
+    /// Measure only the query kinds whose label contains this text (e.g. `traceql`, `attribute`).
+    #[arg(long)]
+    only: Option<String>,
 }
 
 /// A data directory that is removed afterwards unless the user named it.
@@ -184,20 +187,30 @@ pub async fn wal(args: WalArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What the store reads, to print per query: object-store requests and Parquet bytes.
+/// How each query kind is measured: for how long, which kinds (`only`), and what the store reads,
+/// to print per query (object-store requests and Parquet bytes).
 struct Io {
     requests: Counter,
     bytes: Counter,
+    seconds: u64,
+    only: Option<String>,
 }
 
 /// Runs `work` repeatedly for `seconds` (at least once); prints its rate, latency, and what each
 /// run read from the store (with the rate it read at, as Tempo reports search speed).
 fn measure(
     label: &str,
-    seconds: u64,
     io: &Io,
     mut work: impl FnMut(usize) -> anyhow::Result<usize>,
 ) -> anyhow::Result<()> {
+    if io
+        .only
+        .as_ref()
+        .is_some_and(|only| !label.contains(only.as_str()))
+    {
+        return Ok(());
+    }
+    let seconds = io.seconds;
     let (requests_before, bytes_before) = (io.requests.get(), io.bytes.get());
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut latencies = Vec::new();
@@ -302,9 +315,10 @@ pub async fn query(args: QueryArgs) -> anyhow::Result<()> {
     let io = Io {
         requests: store.metrics().object_requests.clone(),
         bytes: store.metrics().parquet_bytes_read.clone(),
+        seconds: args.seconds,
+        only: args.only,
     };
     let query = Query::new(Arc::new(store));
-    let seconds = args.seconds;
     tokio::task::spawn_blocking(move || {
         // Twice: the first pass reads each block's footer and trace-id index on first use (what a
         // query pays once after a start), the second, on other traces, is the steady state.
@@ -312,7 +326,7 @@ pub async fn query(args: QueryArgs) -> anyhow::Result<()> {
             ("trace by id (assembly), first pass", 0),
             ("trace by id (assembly), second pass", traces.len() / 2),
         ] {
-            measure(label, seconds, &io, |i| {
+            measure(label, &io, |i| {
                 let trace = query.trace(&traces[(i * 7919 + offset) % traces.len()])?;
                 Ok(trace.map_or(0, |t| {
                     t.iter()
@@ -332,7 +346,7 @@ pub async fn query(args: QueryArgs) -> anyhow::Result<()> {
             service: Some("service-3".into()),
             ..last_hour.clone()
         };
-        measure("search service=service-3 limit 20", seconds, &io, |_| {
+        measure("search service=service-3 limit 20", &io, |_| {
             Ok(query.search(&by_service)?.len())
         })?;
         let slow = TraceQuery {
@@ -340,56 +354,43 @@ pub async fn query(args: QueryArgs) -> anyhow::Result<()> {
             min_duration_ns: Some(450_000_000),
             ..last_hour.clone()
         };
-        measure("search service + minDuration 450ms", seconds, &io, |_| {
+        measure("search service + minDuration 450ms", &io, |_| {
             Ok(query.search(&slow)?.len())
         })?;
         let attribute = TraceQuery {
             attributes: vec![("attribute.key.07".into(), "value-123".into())],
             ..last_hour.clone()
         };
-        measure(
-            "search attribute.key.07=value-123 limit 20",
-            seconds,
-            &io,
-            |_| Ok(query.search(&attribute)?.len()),
-        )?;
+        measure("search attribute.key.07=value-123 limit 20", &io, |_| {
+            Ok(query.search(&attribute)?.len())
+        })?;
         let ids = query.search(&by_service)?;
-        measure("summaries of 20 traces", seconds, &io, |_| {
+        measure("summaries of 20 traces", &io, |_| {
             Ok(query.summaries(&ids)?.len())
         })?;
-        measure("service graph over the last hour", seconds, &io, |_| {
+        measure("service graph over the last hour", &io, |_| {
             Ok(query.service_graph(window_start, window_end)?.edges.len())
         })?;
-        measure(
-            "rate/errors/duration of service-3, 60 steps",
-            seconds,
-            &io,
-            |_| {
-                Ok(query
-                    .red(
-                        "service-3",
-                        None,
-                        window_start,
-                        window_end,
-                        (window_end - window_start) / 60,
-                    )?
-                    .operations
-                    .len())
-            },
-        )?;
-        traceql(&query, &io, seconds, (window_start, window_end))
+        measure("rate/errors/duration of service-3, 60 steps", &io, |_| {
+            Ok(query
+                .red(
+                    "service-3",
+                    None,
+                    window_start,
+                    window_end,
+                    (window_end - window_start) / 60,
+                )?
+                .operations
+                .len())
+        })?;
+        traceql(&query, &io, (window_start, window_end))
     })
     .await?
 }
 
 /// The TraceQL queries of the issue's benchmark, newest 20 traces over the window, and a metrics
 /// query over it.
-fn traceql(
-    query: &Query,
-    io: &Io,
-    seconds: u64,
-    (start_ns, end_ns): (u64, u64),
-) -> anyhow::Result<()> {
+fn traceql(query: &Query, io: &Io, (start_ns, end_ns): (u64, u64)) -> anyhow::Result<()> {
     for q in [
         "{ duration > 450ms }",
         r#"{ span.attribute.key.07 = "value-123" }"#,
@@ -407,7 +408,7 @@ fn traceql(
             limit: 20,
             spans_per_spanset: 3,
         };
-        measure(&format!("traceql {q}"), seconds, io, |_| {
+        measure(&format!("traceql {q}"), io, |_| {
             Ok(query.traceql_search(&search)?.0.len())
         })?;
     }
@@ -424,7 +425,7 @@ fn traceql(
         exemplars: 0,
     }
     .aligned();
-    measure(&format!("traceql {q}"), seconds, io, |_| {
+    measure(&format!("traceql {q}"), io, |_| {
         Ok(query.traceql_metrics(&request)?.len())
     })
 }
