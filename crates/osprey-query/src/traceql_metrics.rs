@@ -208,7 +208,8 @@ impl Cells {
 /// labels and compared: no key is built for every span counted.
 #[derive(Default)]
 struct SeriesCells {
-    by_hash: HashMap<u64, Vec<(Labels, Cells)>>,
+    /// Keyed by a hash already: hashed again with ahash, not `HashMap`'s default SipHash.
+    by_hash: HashMap<u64, Vec<(Labels, Cells)>, ahash::RandomState>,
     len: usize,
 }
 
@@ -218,23 +219,32 @@ type Labels = Vec<(String, Value)>;
 impl SeriesCells {
     /// The cells of a series; with `capped`, an error once the query would make more than
     /// [`MAX_SERIES`].
-    fn get(
+    ///
+    /// The labels are borrowed: a span counted into an existing series (almost every span) costs
+    /// a hash and a comparison, no copy of its labels.
+    fn get<K: AsRef<str>>(
         &mut self,
-        labels: Vec<(String, Value)>,
+        labels: &[(K, Value)],
         n: usize,
         capped: bool,
     ) -> io::Result<&mut Cells> {
         let hash = {
             use std::hash::{BuildHasher, Hash, Hasher};
             let mut h = ahash::RandomState::with_seeds(1, 2, 3, 4).build_hasher();
-            for (key, value) in &labels {
-                key.hash(&mut h);
+            for (key, value) in labels {
+                key.as_ref().hash(&mut h);
                 hash_value(value, &mut h);
             }
             h.finish()
         };
         let bucket = self.by_hash.entry(hash).or_default();
-        let at = match bucket.iter().position(|(l, _)| *l == labels) {
+        let same = |l: &Labels| {
+            l.len() == labels.len()
+                && l.iter()
+                    .zip(labels)
+                    .all(|((k, v), (key, value))| k == key.as_ref() && v == value)
+        };
+        let at = match bucket.iter().position(|(l, _)| same(l)) {
             Some(at) => at,
             None => {
                 if capped && self.len >= MAX_SERIES {
@@ -246,7 +256,11 @@ impl SeriesCells {
                     ));
                 }
                 self.len += 1;
-                bucket.push((labels, Cells::new(n)));
+                let owned = labels
+                    .iter()
+                    .map(|(k, v)| (k.as_ref().to_string(), v.clone()))
+                    .collect();
+                bucket.push((owned, Cells::new(n)));
                 bucket.len() - 1
             }
         };
@@ -273,7 +287,11 @@ fn hash_value(value: &Value, h: &mut impl std::hash::Hasher) {
 }
 
 /// The cells of a series; an error once a query would make more than [`MAX_SERIES`].
-fn cell(cells: &mut SeriesCells, labels: Vec<(String, Value)>, n: usize) -> io::Result<&mut Cells> {
+fn cell<'a, K: AsRef<str>>(
+    cells: &'a mut SeriesCells,
+    labels: &[(K, Value)],
+    n: usize,
+) -> io::Result<&'a mut Cells> {
     cells.get(labels, n, true)
 }
 
@@ -478,18 +496,19 @@ fn observe(
 ) -> io::Result<()> {
     let (query, n, limit) = (&request.query, request.intervals(), request.exemplars);
     // A span without a `by` attribute counts under a nil label, as in Tempo.
-    let mut labels: Vec<(String, Value)> = query
+    let mut labels: Vec<(&str, Value)> = query
         .by
         .iter()
         .zip(by_labels)
-        .map(|(f, label)| (label.clone(), value_of(f)))
+        .map(|(f, label)| (label.as_str(), value_of(f)))
         .collect();
     if query.by.is_empty() {
         labels.push((
-            "__name__".into(),
+            "__name__",
             Value::Str(function_name(&query.function).into()),
         ));
     }
+    let labels = labels.as_slice();
     match &query.function {
         MetricsFunction::Rate | MetricsFunction::CountOverTime => cell(cells, labels, n).map(|c| {
             c.count(interval);
@@ -771,11 +790,11 @@ fn compare_span(
         let meta = |t: &str| ("__meta_type".to_string(), Value::Str(t.into()));
         // Past the series budget, further values are not counted (the totals always are): the
         // most frequent values, which compare shows, come first in any window worth comparing.
-        if let Ok(c) = cell(cells, vec![meta(kind), (key.clone(), value)], n) {
+        if let Ok(c) = cell(cells, &[meta(kind), (key.clone(), value)], n) {
             c.count(interval);
         }
         cells
-            .get(vec![meta(total), (key, Value::Nil)], n, false)?
+            .get(&[meta(total), (key, Value::Nil)], n, false)?
             .count(interval);
     }
     Ok(())

@@ -506,6 +506,63 @@ impl Block {
         })
     }
 
+    /// Hands the batches of `read` to `f` as they are decoded, from a thread that may block: the
+    /// row groups split among the cores, each share decoded in order on a thread of its own, while
+    /// this thread runs `f` (in no set order between shares). Decoding the next batches overlaps
+    /// with what `f` does with the last, and only a few batches are held at once, not the block.
+    fn each_batch(
+        &self,
+        read: Read<'_>,
+        f: &mut dyn FnMut(RecordBatch) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let groups = match &read.row_groups {
+            Some(groups) => groups.clone(),
+            None => (0..self
+                .runtime
+                .block_on(self.reader_metadata())?
+                .plain
+                .metadata()
+                .num_row_groups())
+                .collect(),
+        };
+        if groups.is_empty() {
+            return Ok(());
+        }
+        let cores = *CORES;
+        std::thread::scope(|scope| {
+            let (sender, batches) = std::sync::mpsc::sync_channel::<io::Result<RecordBatch>>(cores);
+            for chunk in groups.chunks(groups.len().div_ceil(cores)) {
+                let part = Read {
+                    row_groups: Some(chunk.to_vec()),
+                    ..read.clone()
+                };
+                let sender = sender.clone();
+                scope.spawn(move || {
+                    let stream = match self.runtime.block_on(self.stream(part)) {
+                        Ok(stream) => stream,
+                        Err(e) => return drop(sender.send(Err(e))),
+                    };
+                    let batches = Batches {
+                        stream,
+                        runtime: &self.runtime,
+                    };
+                    for batch in batches {
+                        // The receiver is gone when `f` failed: stop decoding.
+                        if sender.send(batch).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            drop(sender);
+            // Every share's thread ends once this receiver goes, whatever happened.
+            for batch in batches {
+                f(batch?)?;
+            }
+            Ok(())
+        })
+    }
+
     /// Reads from a thread that may block (the query engine's), on the runtime that opened the block.
     /// Several row groups are read and decoded on several threads at once (a row group per core's
     /// share, in order), since decoding, not fetching, is what a local read waits for.

@@ -535,15 +535,16 @@ impl SpanSource for Block {
         ) {
             return Ok(());
         }
-        let batches = self.read(Read {
+        let read = Read {
             columns: Some(SPAN_REF_COLUMNS),
             row_groups: Some(self.row_groups_starting_in(start_ns, end_ns)?),
             dictionaries: true,
             ..Default::default()
-        })?;
-        let mut spans: Vec<SpanRef> = Vec::new();
-        for batch in &batches {
-            let refs = SpanRefColumns::new(batch);
+        };
+        // A batch is a whole row group (the default), and no trace runs across row groups.
+        self.each_batch(read, &mut |batch| {
+            let refs = SpanRefColumns::new(&batch);
+            let mut spans: Vec<SpanRef> = Vec::new();
             let mut row = 0;
             while row < batch.num_rows() {
                 let id = refs.trace_id.value(row);
@@ -559,8 +560,8 @@ impl SpanSource for Block {
                 }
                 row += run;
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     fn traces(
