@@ -250,10 +250,18 @@ def test_metrics_query_range_and_instant(stored):
     instant = get(server, "/api/metrics/query", params={"q": "{ status = error } | count_over_time()", **window})
     assert [s["value"] for s in decoded(instant, "QueryInstantResponse")["series"]] == [1]
 
+    # Metrics queries combined by arithmetic: error spans as a percentage of all (1 of 5).
+    share = get(server, "/api/metrics/query", params={
+        "q": "100 * ({ status = error } | count_over_time()) / ({ } | count_over_time())", **window})
+    (ratio,) = decoded(share, "QueryInstantResponse")["series"]
+    assert ratio["labels"] == [{"key": "__name__", "value": {"stringValue": "(count_over_time / count_over_time)"}}]
+    assert ratio["value"] == 20
+
     for params, message in [
         ({"q": "{ }"}, "metrics query"),
         ({"q": "{ } | rate(", **window}, "parse error at line 1, col 12"),
         ({"q": "{ } | rate()", "step": "1ms", **window}, "invalid step"),
+        ({"q": "({ } | rate()) % ({ } | rate())", **window}, "combine with + - * / only"),
         ({"q": "{ } | rate()", "start": base_s + 10, "end": base_s}, "invalid start"),
     ]:
         response = get(server, "/api/metrics/query_range", params=params)

@@ -13,6 +13,7 @@ mod search;
 mod summary;
 pub mod traceql;
 mod traceql_metrics;
+mod traceql_metrics_math;
 mod traceql_search;
 pub mod traceql_tags;
 

@@ -10,9 +10,10 @@ use crate::traceql::eval::{evaluate, evaluate_field, field_value, span_matches};
 use crate::traceql::pushdown::{expr_parts, parts, prefilter};
 use crate::traceql::trace::TraceView;
 use crate::traceql::{
-    Attribute, FieldExpr, Intrinsic, MetricsFunction, MetricsQuery, Scope, SecondStage,
-    SpansetExpr, Value,
+    Attribute, FieldExpr, Intrinsic, MetricsExpr, MetricsFunction, MetricsQuery, Scope,
+    SecondStage, SpansetExpr, Value,
 };
+use crate::traceql_metrics_math::{apply_scalar, combine};
 use crate::Query;
 use osprey_model::TraceId;
 use osprey_store::{SpanParts, SpanRef};
@@ -20,7 +21,7 @@ use osprey_store::{SpanParts, SpanRef};
 /// What a metrics query asks.
 #[derive(Debug, Clone)]
 pub struct MetricsRequest {
-    pub query: MetricsQuery,
+    pub query: MetricsExpr,
     /// Unix nanoseconds; aligned to the step for range queries.
     pub start_ns: u64,
     pub end_ns: u64,
@@ -351,7 +352,35 @@ fn log2_quantile(p: f64, buckets: &BTreeMap<u64, u64>) -> f64 {
 impl Query {
     /// The series of a metrics query over the request's range.
     pub fn traceql_metrics(&self, request: &MetricsRequest) -> io::Result<Vec<Series>> {
-        let query = &request.query;
+        self.expr_series(&request.query, request)
+    }
+
+    /// The series of one metrics query, or of queries combined (each over the same intervals).
+    fn expr_series(&self, expr: &MetricsExpr, request: &MetricsRequest) -> io::Result<Vec<Series>> {
+        match expr {
+            MetricsExpr::Query(query) => self.query_series(query, request),
+            MetricsExpr::Math {
+                op,
+                lhs,
+                rhs,
+                second_stage,
+            } => {
+                let lhs = self.expr_series(lhs, request)?;
+                let rhs = self.expr_series(rhs, request)?;
+                Ok(staged(
+                    combine(*op, lhs, rhs),
+                    second_stage,
+                    request.intervals(),
+                ))
+            }
+        }
+    }
+
+    fn query_series(
+        &self,
+        query: &MetricsQuery,
+        request: &MetricsRequest,
+    ) -> io::Result<Vec<Series>> {
         let n = request.intervals();
         let filter = prefilter(&query.pipeline);
         let parts = match &query.function {
@@ -394,7 +423,7 @@ impl Query {
                         start_ns: span.start_ns,
                     };
                     let observed = observe(
-                        &mut cells, request, &by_labels, interval, &counted, &value_of,
+                        &mut cells, query, request, &by_labels, interval, &counted, &value_of,
                     );
                     if let Err(e) = observed {
                         failure = Some(e);
@@ -448,7 +477,7 @@ impl Query {
                         start_ns: span.start_time_unix_nano,
                     };
                     let observed = observe(
-                        &mut cells, request, &by_labels, interval, &counted, &value_of,
+                        &mut cells, query, request, &by_labels, interval, &counted, &value_of,
                     );
                     if let Err(e) = observed {
                         failure = Some(e);
@@ -472,29 +501,35 @@ fn finish_series(
     if let Some(e) = failure {
         return Err(e);
     }
-    let mut series = match &query.function {
+    let series = match &query.function {
         MetricsFunction::Compare { top, .. } => compare_series(cells, *top),
         function => finish(function, cells, request),
     };
-    for stage in &query.second_stage {
-        apply_second_stage(stage, &mut series, request.intervals());
+    Ok(staged(series, &query.second_stage, request.intervals()))
+}
+
+/// `series` after `stages`, without those left with no value, sorted by labels.
+fn staged(mut series: Vec<Series>, stages: &[SecondStage], n: usize) -> Vec<Series> {
+    for stage in stages {
+        apply_second_stage(stage, &mut series, n);
     }
     series.retain(|s| s.values.iter().any(|v| !v.is_nan()));
     series.sort_by(|a, b| format!("{:?}", a.labels).cmp(&format!("{:?}", b.labels)));
-    Ok(series)
+    series
 }
 
 /// Counts one selected span starting in interval `interval` into its series, reading the `by`
 /// attributes and the function's attribute through `value_of`.
 fn observe(
     cells: &mut SeriesCells,
+    query: &MetricsQuery,
     request: &MetricsRequest,
     by_labels: &[String],
     interval: usize,
     counted: &Counted,
     value_of: &dyn Fn(&FieldExpr) -> Value,
 ) -> io::Result<()> {
-    let (query, n, limit) = (&request.query, request.intervals(), request.exemplars);
+    let (n, limit) = (request.intervals(), request.exemplars);
     // A span without a `by` attribute counts under a nil label, as in Tempo.
     let mut labels: Vec<(&str, Value)> = query
         .by
@@ -836,6 +871,11 @@ fn compare_series(cells: SeriesCells, top: usize) -> Vec<Series> {
 
 fn apply_second_stage(stage: &SecondStage, series: &mut [Series], n: usize) {
     match stage {
+        SecondStage::Scalar {
+            op,
+            value,
+            number_first,
+        } => apply_scalar(*op, *value, *number_first, series),
         SecondStage::Filter(op, threshold) => {
             let threshold = Value::Float(*threshold);
             for s in series.iter_mut() {

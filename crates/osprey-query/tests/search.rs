@@ -540,6 +540,40 @@ fn traceql_metrics_count_spans_per_interval() {
         assert_eq!(label(&top[0], "name"), Some(Value::Str("GET /".into())));
         assert_eq!(run("{ } | count_over_time() by (name) > 2", true).len(), 1);
 
+        // Queries combined: the db's share of spans as a percentage; each service's share of
+        // the total (one unlabelled side applies to every series of the other); a difference
+        // of two grouped queries, for the labels both have.
+        let share = run(
+            r#"({ resource.service.name = "db" } | rate()) / ({ } | rate()) * 100"#,
+            false,
+        );
+        assert_eq!(share.len(), 1);
+        assert_eq!(share[0].values, [50.0, 50.0, 50.0]);
+        assert_eq!(
+            label(&share[0], "__name__"),
+            Some(Value::Str("(rate / rate)".into()))
+        );
+        let per_service = run(
+            "({ } | count_over_time() by (resource.service.name)) / ({ } | count_over_time())",
+            true,
+        );
+        assert_eq!(per_service.len(), 2);
+        assert!(
+            per_service.iter().all(|s| s.values == [0.5]),
+            "{per_service:?}"
+        );
+        assert_eq!(
+            label(&per_service[1], "resource.service.name"),
+            Some(Value::Str("gateway".into()))
+        );
+        assert_eq!(label(&per_service[1], "__name__"), None);
+        let difference = run(
+            r#"({ name = "SELECT" } | count_over_time() by (name)) - ({ duration > 100ms } | count_over_time() by (name))"#,
+            true,
+        );
+        assert_eq!(difference.len(), 1);
+        assert_eq!(difference[0].values, [1.0]);
+
         // Queries span references answer (one filter on service, name, kind or duration) are
         // counted from them; the same through whole traces (a spanset operation) agrees.
         for (simple, through_traces) in [

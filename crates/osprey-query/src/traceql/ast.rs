@@ -19,8 +19,9 @@ pub struct Query {
 pub enum Root {
     /// A search: which spans of a trace match.
     Spans(SpansetExpr),
-    /// A metrics query: series computed from the spans the pipeline selects.
-    Metrics(MetricsQuery),
+    /// A metrics query: series computed from the spans a pipeline selects, or from several such
+    /// queries combined.
+    Metrics(MetricsExpr),
 }
 
 #[derive(Debug, Clone)]
@@ -419,6 +420,43 @@ impl fmt::Display for Attribute {
     }
 }
 
+/// A metrics query, or metrics queries combined by arithmetic: `({status = error} | rate()) /
+/// ({} | rate())`, each wrapped in parentheses, as Tempo writes them.
+#[derive(Debug, Clone)]
+pub enum MetricsExpr {
+    Query(Box<MetricsQuery>),
+    /// Two sides' series matched by their labels (one side with a single unlabelled series
+    /// applies to every series of the other), then the stages after it.
+    Math {
+        op: ArithmeticOp,
+        lhs: Box<MetricsExpr>,
+        rhs: Box<MetricsExpr>,
+        second_stage: Vec<SecondStage>,
+    },
+}
+
+impl MetricsExpr {
+    /// The stages applied to this expression's series, in order.
+    pub fn second_stage_mut(&mut self) -> &mut Vec<SecondStage> {
+        match self {
+            MetricsExpr::Query(q) => &mut q.second_stage,
+            MetricsExpr::Math { second_stage, .. } => second_stage,
+        }
+    }
+
+    /// The metrics queries it combines, left to right.
+    pub fn queries(&self) -> Vec<&MetricsQuery> {
+        match self {
+            MetricsExpr::Query(q) => vec![q],
+            MetricsExpr::Math { lhs, rhs, .. } => {
+                let mut queries = lhs.queries();
+                queries.extend(rhs.queries());
+                queries
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct MetricsQuery {
     pub pipeline: SpansetExpr,
@@ -453,4 +491,10 @@ pub enum SecondStage {
     TopK(usize),
     BottomK(usize),
     Filter(CompareOp, f64),
+    /// `(… | rate()) * 60` (series first) or `100 * (… | rate())` (number first).
+    Scalar {
+        op: ArithmeticOp,
+        value: f64,
+        number_first: bool,
+    },
 }

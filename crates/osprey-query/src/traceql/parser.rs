@@ -480,26 +480,111 @@ impl<'a> Parser<'a> {
     // ---- typing the query level ------------------------------------------------------------
 
     fn root(&self, node: Node) -> Result<Root, ParseError> {
-        if let Some(metrics) = self.metrics(&node)? {
+        if let Some(metrics) = self.metrics_expr(&node)? {
             return Ok(Root::Metrics(metrics));
         }
         Ok(Root::Spans(self.spanset_of(&node)?))
     }
 
-    /// A metrics query, when `node` is one.
-    fn metrics(&self, node: &Node) -> Result<Option<MetricsQuery>, ParseError> {
-        let Node::Binary("|", lhs, rhs, _) = node else {
-            if let Node::Binary(symbol, lhs, _, at) = node {
-                if ArithmeticOp::from_symbol(symbol).is_some() && self.is_metrics(lhs) {
-                    return Err(self.error(
-                        *at,
-                        "arithmetic between metrics queries is not supported yet",
-                    ));
+    /// A metrics expression, when `node` is one: a metrics query, queries and numbers combined by
+    /// `+ - * /`, and the stages (`| topk(n)`, `| bottomk(n)`, `> value`) after either.
+    fn metrics_expr(&self, node: &Node) -> Result<Option<MetricsExpr>, ParseError> {
+        match node {
+            Node::Group(inner) => self.metrics_expr(inner),
+            Node::Binary(symbol, lhs, rhs, at) if ArithmeticOp::from_symbol(symbol).is_some() => {
+                let (left, right) = (self.metrics_expr(lhs)?, self.metrics_expr(rhs)?);
+                let op = ArithmeticOp::from_symbol(symbol).expect("guarded");
+                if (left.is_some() || right.is_some())
+                    && !matches!(
+                        op,
+                        ArithmeticOp::Add
+                            | ArithmeticOp::Sub
+                            | ArithmeticOp::Mul
+                            | ArithmeticOp::Div
+                    )
+                {
+                    return Err(self.error(*at, "metrics queries combine with + - * / only"));
+                }
+                let scalar = |mut expr: MetricsExpr, number: &Node, number_first: bool| {
+                    let value = self.metrics_number(number)?;
+                    expr.second_stage_mut().push(SecondStage::Scalar {
+                        op,
+                        value,
+                        number_first,
+                    });
+                    Ok(Some(expr))
+                };
+                match (left, right) {
+                    (Some(lhs), Some(rhs)) => Ok(Some(MetricsExpr::Math {
+                        op,
+                        lhs: Box::new(lhs),
+                        rhs: Box::new(rhs),
+                        second_stage: Vec::new(),
+                    })),
+                    (Some(expr), None) => scalar(expr, rhs, false),
+                    (None, Some(expr)) => scalar(expr, lhs, true),
+                    (None, None) => Ok(None),
                 }
             }
-            if let Node::Group(inner) = node {
-                return self.metrics(inner);
+            Node::Binary("|", lhs, rhs, _) if matches!(&**rhs, Node::Call(c) if SECOND_STAGE.contains(&c.name.as_str())) =>
+            {
+                let Node::Call(call) = &**rhs else {
+                    unreachable!("guarded: a second-stage call")
+                };
+                let Some(mut metrics) = self.metrics_expr(lhs)? else {
+                    return Err(self.error(
+                        call.at,
+                        format!("`{}` follows a metrics function such as rate()", call.name),
+                    ));
+                };
+                let n = match call.args.as_slice() {
+                    [Arg::Number(n, _)] if *n >= 1.0 && n.fract() == 0.0 => *n as usize,
+                    _ => {
+                        return Err(
+                            self.error(call.at, "expected a positive whole number of series")
+                        )
+                    }
+                };
+                metrics.second_stage_mut().push(if call.name == "topk" {
+                    SecondStage::TopK(n)
+                } else {
+                    SecondStage::BottomK(n)
+                });
+                Ok(Some(metrics))
             }
+            // `(… | rate()) / (… | rate()) > 0.1`: a filter after combined queries.
+            Node::Binary(symbol, lhs, value, _)
+                if CompareOp::from_symbol(symbol).is_some() && self.is_metrics(lhs) =>
+            {
+                let Some(mut metrics) = self.metrics_expr(lhs)? else {
+                    return Ok(None);
+                };
+                let op = CompareOp::from_symbol(symbol).expect("guarded");
+                let threshold = self.number(value)?;
+                metrics
+                    .second_stage_mut()
+                    .push(SecondStage::Filter(op, threshold));
+                Ok(Some(metrics))
+            }
+            _ => Ok(self.metrics(node)?.map(|q| MetricsExpr::Query(Box::new(q)))),
+        }
+    }
+
+    /// A number combined with a metrics query: not a duration, as in Tempo.
+    fn metrics_number(&self, node: &Node) -> Result<f64, ParseError> {
+        match node {
+            Node::Number(Value::Duration(_), at) => Err(self.error(
+                *at,
+                "a duration cannot be combined with a metrics query: write seconds as a number",
+            )),
+            Node::Group(inner) => self.metrics_number(inner),
+            other => self.number(other),
+        }
+    }
+
+    /// A metrics query (`{…} | rate() by (…)`, `{…} | rate() > 10`), when `node` is one.
+    fn metrics(&self, node: &Node) -> Result<Option<MetricsQuery>, ParseError> {
+        let Node::Binary("|", lhs, rhs, _) = node else {
             return Ok(None);
         };
         match &**rhs {
@@ -526,28 +611,6 @@ impl<'a> Parser<'a> {
                     second_stage: vec![SecondStage::Filter(op, threshold)],
                 }))
             }
-            Node::Call(call) if SECOND_STAGE.contains(&call.name.as_str()) => {
-                let Some(mut metrics) = self.metrics(lhs)? else {
-                    return Err(self.error(
-                        call.at,
-                        format!("`{}` follows a metrics function such as rate()", call.name),
-                    ));
-                };
-                let n = match call.args.as_slice() {
-                    [Arg::Number(n, _)] if *n >= 1.0 && n.fract() == 0.0 => *n as usize,
-                    _ => {
-                        return Err(
-                            self.error(call.at, "expected a positive whole number of series")
-                        )
-                    }
-                };
-                metrics.second_stage.push(if call.name == "topk" {
-                    SecondStage::TopK(n)
-                } else {
-                    SecondStage::BottomK(n)
-                });
-                Ok(Some(metrics))
-            }
             _ => Ok(None),
         }
     }
@@ -562,6 +625,12 @@ impl<'a> Parser<'a> {
             Node::Binary("|", _, rhs, _) => {
                 self.is_metrics_call(rhs)
                     || matches!(&**rhs, Node::Call(c) if SECOND_STAGE.contains(&c.name.as_str()))
+            }
+            Node::Binary(symbol, lhs, rhs, _) if ArithmeticOp::from_symbol(symbol).is_some() => {
+                self.is_metrics(lhs) || self.is_metrics(rhs)
+            }
+            Node::Binary(symbol, lhs, _, _) if CompareOp::from_symbol(symbol).is_some() => {
+                self.is_metrics(lhs)
             }
             _ => false,
         }

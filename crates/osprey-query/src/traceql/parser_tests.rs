@@ -91,6 +91,69 @@ fn metrics_functions_parse() {
 }
 
 #[test]
+fn metrics_queries_combine_by_arithmetic() {
+    let metrics = |query: &str| match parse(query) {
+        Ok(Query {
+            root: Root::Metrics(m),
+            ..
+        }) => m,
+        other => panic!("{query}: {other:?}"),
+    };
+    // Two queries, each in parentheses, and stages after the combination.
+    let MetricsExpr::Math {
+        op: ArithmeticOp::Div,
+        lhs,
+        rhs,
+        second_stage,
+    } = metrics("({ status = error } | rate() by (name)) / ({ } | rate()) | topk(5)")
+    else {
+        panic!()
+    };
+    assert!(matches!(*lhs, MetricsExpr::Query(ref q) if q.by.len() == 1));
+    assert!(matches!(*rhs, MetricsExpr::Query(ref q) if q.by.is_empty()));
+    assert!(matches!(second_stage[..], [SecondStage::TopK(5)]));
+    // A number on either side applies to the query's series; `*` binds tighter than `+`.
+    let MetricsExpr::Query(q) = metrics("({ } | rate()) * 60") else {
+        panic!()
+    };
+    assert!(matches!(
+        q.second_stage[..],
+        [SecondStage::Scalar { op: ArithmeticOp::Mul, value, number_first: false }] if value == 60.0
+    ));
+    let MetricsExpr::Math { op, lhs, .. } =
+        metrics("100 * ({ status = error } | count_over_time()) / ({ } | count_over_time())")
+    else {
+        panic!()
+    };
+    assert!(matches!(op, ArithmeticOp::Div));
+    assert!(matches!(*lhs, MetricsExpr::Query(ref q)
+        if matches!(q.second_stage[..], [SecondStage::Scalar { number_first: true, .. }])));
+    let MetricsExpr::Math { op, rhs, .. } = metrics("({ } | rate()) + ({ } | rate()) * -2") else {
+        panic!()
+    };
+    assert!(matches!(op, ArithmeticOp::Add));
+    assert!(matches!(*rhs, MetricsExpr::Query(ref q)
+        if matches!(q.second_stage[..], [SecondStage::Scalar { value, .. }] if value == -2.0)));
+    // A filter after combined queries.
+    let MetricsExpr::Math { second_stage, .. } =
+        metrics("({ status = error } | rate()) / ({ } | rate()) > 0.1")
+    else {
+        panic!()
+    };
+    assert!(matches!(
+        second_stage[..],
+        [SecondStage::Filter(CompareOp::Gt, _)]
+    ));
+    // A search comparing a pipeline's aggregate stays a search.
+    spans("({ } | count()) > 3");
+
+    let e = error("({ } | rate()) % ({ } | rate())");
+    assert!(e.message.contains("combine with + - * / only"), "{e}");
+    let e = error("({ } | rate()) * 5m");
+    assert!(e.message.contains("a duration cannot be combined"), "{e}");
+}
+
+#[test]
 fn operators_bind_as_in_tempo() {
     // Structural operators bind tighter than && and ||.
     let SpansetExpr::Pair(SpansetOp::And, _, rhs) = spans("{ .a = 1 } && { .b = 2 } > { .c = 3 }")
