@@ -190,12 +190,13 @@ impl Query {
             .collect();
         let mut names = Interner::default();
         let mut deferred: HashMap<TraceId, Vec<OwnedSpan>> = HashMap::new();
+        let members: Vec<_> = sources.iter().map(|s| s.membership()).collect();
         for (i, source) in sources.iter().enumerate() {
             source.scan(start_ns, end_ns, &mut |id, spans| {
-                let elsewhere = sources
+                let elsewhere = members
                     .iter()
                     .enumerate()
-                    .any(|(j, other)| j != i && other.may_hold(id));
+                    .any(|(j, member)| j != i && member(id));
                 if elsewhere {
                     let owned = deferred.entry(*id).or_default();
                     owned.extend(spans.iter().map(|s| OwnedSpan::of(s, &mut names)));

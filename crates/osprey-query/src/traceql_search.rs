@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io;
-use std::sync::Arc;
 
 use osprey_model::otlp::ResourceSpans;
 use osprey_model::TraceId;
@@ -144,7 +143,7 @@ impl Query {
         // A trace's other pieces are looked for in the sources of the range only: asking every
         // source's Bloom filter (a hundred blocks a day) about every trace read cost more false
         // positives, each a lookup, than the rare trace with a piece only outside the range.
-        let all: Vec<_> = sources.iter().map(|(_, s)| s.clone()).collect();
+        let members: Vec<_> = sources.iter().map(|(_, s)| s.membership()).collect();
         let mut seen: HashSet<TraceId> = HashSet::new();
         let mut read = 0;
         for (index, ((_, end), source)) in sources.iter().enumerate() {
@@ -165,9 +164,10 @@ impl Query {
                     .min()
                     .unwrap_or(0);
                 // A trace cut across sources is evaluated whole.
-                let split = all
+                let split = members
                     .iter()
-                    .any(|other| !Arc::ptr_eq(other, source) && other.may_hold(id));
+                    .enumerate()
+                    .any(|(j, member)| j != index && member(id));
                 let trace = if split {
                     match self.trace(id) {
                         Ok(Some(trace)) => trace,

@@ -329,8 +329,9 @@ impl SpanSource for Generation {
         Ok(())
     }
 
-    fn may_hold(&self, id: &TraceId) -> bool {
-        self.head.read().trace(id).is_some()
+    fn membership(&self) -> Box<dyn Fn(&TraceId) -> bool + '_> {
+        // The lock is taken for each trace: held for a whole query, it would stall ingest.
+        Box::new(|id| self.head.read().trace(id).is_some())
     }
 
     fn services(&self) -> Vec<String> {

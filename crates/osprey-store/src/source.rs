@@ -155,8 +155,10 @@ pub trait SpanSource: Send + Sync {
         f: &mut dyn FnMut(&TraceId, Vec<ResourceSpans>) -> bool,
     ) -> io::Result<()>;
 
-    /// False only when no span of the trace is held here (a cheap check: an index or a filter).
-    fn may_hold(&self, id: &TraceId) -> bool;
+    /// Which traces may have spans here: false only when no span of the trace is held here (a
+    /// cheap check: an index or a filter). Asked once a query, then for each trace it reads, so
+    /// what the check needs (a block's trace-id index) is fetched once, not for every trace.
+    fn membership(&self) -> Box<dyn Fn(&TraceId) -> bool + '_>;
 
     /// Every service name held here.
     fn services(&self) -> Vec<String>;

@@ -585,11 +585,12 @@ impl SpanSource for Block {
         }
     }
 
-    fn may_hold(&self, id: &TraceId) -> bool {
+    fn membership(&self) -> Box<dyn Fn(&TraceId) -> bool + '_> {
         match self.trace_index() {
-            Ok(index) => index.is_some_and(|i| i.may_contain(id)),
+            Ok(Some(index)) => Box::new(move |id| index.may_contain(id)),
+            Ok(None) => Box::new(|_| false),
             // Unreadable now: it may hold the trace (a caller then asks it, and learns the error).
-            Err(_) => true,
+            Err(_) => Box::new(|_| true),
         }
     }
 
