@@ -53,6 +53,10 @@ def test_v3_services_operations_and_search(osprey):
     assert summaries('query.attributes={"db.system":"postgresql"}&query.duration_min=1s') == {slow}
     assert summaries("query.attributes[deployment.environment]=prod") == {slow, fast}
     assert summaries('query.attributes={"db.system":"mysql"}') == set()
+    # Tags the Jaeger view derives from span fields are searchable: `error=true` is the UI's example.
+    assert summaries('query.attributes={"error":"true"}') == {login}
+    assert summaries('query.attributes={"otel.status_code":"ERROR"}') == {login}
+    assert summaries('query.attributes={"span.kind":"client"}') == {slow, fast}
     assert len(summaries("query.service_name=gateway&query.search_depth=2")) == 2
     assert summaries("query.service_name=nobody") == set()
     # The time window applies to the matching span's start.
@@ -85,6 +89,11 @@ def test_v3_errors(osprey):
 def test_jaeger_classic_api(osprey):
     slow, fast, login = shop(osprey)
     assert osprey.get("/api/services").json()["data"] == ["gateway", "payments"]
+    # ?prettyPrint=true indents the answer, as Jaeger's query service does, on both APIs.
+    assert "\n" not in osprey.get("/api/services").text
+    for path in ["/api/services?prettyPrint=true", "/api/v3/services?prettyPrint=true"]:
+        pretty = osprey.get(path)
+        assert pretty.text.startswith("{\n  ") and "gateway" in pretty.json().get("data", pretty.json().get("services"))
     assert osprey.get("/api/services/gateway/operations").json()["data"] == ["GET /checkout", "POST /login"]
     trace = osprey.get(f"/api/traces/{slow}").json()["data"][0]
     assert trace["traceID"] == slow
@@ -97,6 +106,14 @@ def test_jaeger_classic_api(osprey):
     assert [t["traceID"] for t in search["data"]] == [slow]
     tagged = osprey.get("/api/traces", params={"service": "gateway", "tags": '{"http.route":"/checkout"}'}).json()
     assert {t["traceID"] for t in tagged["data"]} == {slow, fast}
+    failing = osprey.get("/api/traces", params={"tags": '{"error":"true"}'}).json()
+    assert [t["traceID"] for t in failing["data"]] == [login]
+
+    # A span that sends `error` itself and has an ERROR status shows one `error` tag, not two.
+    both = new_trace_id()
+    send(osprey, "auth", [span(both, "check", 9500, 5, error=True, attributes={"error": "true"})])
+    tags = osprey.get(f"/api/traces/{both.hex()}").json()["data"][0]["spans"][0]["tags"]
+    assert [t["key"] for t in tags].count("error") == 1, tags
 
     missing = osprey.get(f"/api/traces/{new_trace_id().hex()}")
     assert missing.status_code == 404 and missing.json()["errors"][0]["code"] == 404

@@ -45,6 +45,44 @@ async fn tenant_layer(request: axum::extract::Request, next: axum::middleware::N
     TENANT.scope(tenant, next.run(request)).await
 }
 
+/// `?prettyPrint=true` (the Jaeger query service's parameter, on every endpoint of its API): the
+/// JSON answer indented. Other answers, and JSON without the parameter, pass as they are.
+async fn pretty_print_layer(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use axum::response::IntoResponse;
+    // Go's strconv.ParseBool spellings of true, as Jaeger reads the parameter.
+    let pretty = request.uri().query().is_some_and(|query| {
+        query.split('&').any(|pair| {
+            pair.split_once('=').is_some_and(|(key, value)| {
+                key == "prettyPrint" && ["1", "t", "T", "TRUE", "true", "True"].contains(&value)
+            })
+        })
+    });
+    let response = next.run(request).await;
+    let json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    if !pretty || !json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "reading the answer failed",
+        )
+            .into_response();
+    };
+    let indented = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .and_then(|value| serde_json::to_vec_pretty(&value))
+        .unwrap_or_else(|_| bytes.to_vec());
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(indented))
+}
+
 /// Query latency by endpoint.
 #[derive(Clone)]
 pub struct ApiMetrics {
@@ -152,9 +190,12 @@ pub fn tempo_router(state: ApiState) -> Router {
 
 /// Every route of the query port.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
+    let jaeger = Router::new()
         .merge(jaeger_v1::routes())
         .merge(jaeger_v3::routes())
+        .layer(axum::middleware::from_fn(pretty_print_layer));
+    Router::new()
+        .merge(jaeger)
         .merge(native::routes())
         .merge(tempo::native_routes())
         .merge(ui::routes())

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::attributes::{service_name, value_json};
-use crate::otlp::{any_value::Value, span::SpanKind, status::StatusCode, KeyValue, ResourceSpans};
+pub use crate::derived_tags::span_kind_name;
+use crate::derived_tags::{DerivedTag, SpanFields};
+use crate::otlp::{any_value::Value, span::SpanKind, KeyValue, ResourceSpans};
 
 #[derive(Debug, Serialize)]
 pub struct Trace {
@@ -108,18 +110,6 @@ fn hex(bytes: &[u8]) -> String {
     const_hex::encode(bytes)
 }
 
-/// The Jaeger name of an OTLP span kind (`span.kind` tag), `None` for UNSPECIFIED.
-pub fn span_kind_name(kind: i32) -> Option<&'static str> {
-    match SpanKind::try_from(kind).ok()? {
-        SpanKind::Unspecified => None,
-        SpanKind::Internal => Some("internal"),
-        SpanKind::Server => Some("server"),
-        SpanKind::Client => Some("client"),
-        SpanKind::Producer => Some("producer"),
-        SpanKind::Consumer => Some("consumer"),
-    }
-}
-
 /// The OTLP span kind of a Jaeger kind name (`server`, `client`…, case-insensitive), for filters.
 pub fn span_kind_from_name(name: &str) -> Option<i32> {
     let kind = match name.to_ascii_lowercase().as_str() {
@@ -161,32 +151,20 @@ pub fn trace(trace_id: &str, resource_spans: &[ResourceSpans]) -> Trace {
         for ss in &rs.scope_spans {
             for span in &ss.spans {
                 let mut span_tags: Vec<Tag> = tags(&span.attributes).collect();
-                if let Some(kind) = span_kind_name(span.kind) {
-                    span_tags.push(string_tag("span.kind", kind));
-                }
-                if let Some(scope) = &ss.scope {
-                    if !scope.name.is_empty() {
-                        span_tags.push(string_tag("otel.scope.name", &scope.name));
+                // A tag the span also sent as an attribute (`error = true` beside an ERROR
+                // status) is shown once: the UI warns of duplicate tags.
+                let fields = SpanFields::of(span, ss.scope.as_ref());
+                for derived in DerivedTag::ALL {
+                    let Some(value) = derived.value(&fields) else {
+                        continue;
+                    };
+                    if span_tags.iter().any(|t| t.key == derived.key()) {
+                        continue;
                     }
-                    if !scope.version.is_empty() {
-                        span_tags.push(string_tag("otel.scope.version", &scope.version));
-                    }
-                }
-                if let Some(status) = &span.status {
-                    match StatusCode::try_from(status.code) {
-                        Ok(StatusCode::Error) => {
-                            span_tags.push(string_tag("otel.status_code", "ERROR"));
-                            span_tags.push(tag("error", &Value::BoolValue(true)));
-                        }
-                        Ok(StatusCode::Ok) => span_tags.push(string_tag("otel.status_code", "OK")),
-                        _ => {}
-                    }
-                    if !status.message.is_empty() {
-                        span_tags.push(string_tag("otel.status_description", &status.message));
-                    }
-                }
-                if !span.trace_state.is_empty() {
-                    span_tags.push(string_tag("w3c.tracestate", &span.trace_state));
+                    span_tags.push(match derived {
+                        DerivedTag::Error => tag(derived.key(), &Value::BoolValue(true)),
+                        _ => string_tag(derived.key(), value),
+                    });
                 }
                 let mut references = Vec::new();
                 if !span.parent_span_id.is_empty() && span.parent_span_id.iter().any(|b| *b != 0) {
@@ -236,5 +214,31 @@ pub fn trace(trace_id: &str, resource_spans: &[ResourceSpans]) -> Trace {
         spans,
         processes,
         warnings: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{request, span};
+    use crate::otlp::{AnyValue, Status};
+
+    #[test]
+    fn a_tag_sent_as_an_attribute_is_not_derived_again() {
+        let mut failed = span(1, 1, None, "pay", 0, 1000);
+        failed.status = Some(Status {
+            code: 2,
+            message: String::new(),
+        });
+        failed.attributes = vec![KeyValue {
+            key: "error".into(),
+            value: Some(AnyValue {
+                value: Some(Value::BoolValue(true)),
+            }),
+            ..Default::default()
+        }];
+        let trace = trace("01", &request("payments", vec![failed]).resource_spans);
+        let keys: Vec<&str> = trace.spans[0].tags.iter().map(|t| t.key.as_str()).collect();
+        assert_eq!(keys, ["error", "otel.status_code"]);
     }
 }

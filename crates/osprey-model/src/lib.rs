@@ -5,6 +5,7 @@
 //! the OTLP/JSON encoding, and conversions to the shapes other tracing APIs (Jaeger) expect.
 
 pub mod attributes;
+pub mod derived_tags;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
 pub mod ids;

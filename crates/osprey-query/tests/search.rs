@@ -230,6 +230,50 @@ fn attribute_values_of_every_type_are_found_by_their_text() {
 }
 
 #[test]
+fn tags_derived_from_span_fields_are_searchable() {
+    use osprey_model::otlp::{InstrumentationScope, Status};
+    // A failed server span under a named scope, and a plain one beside it.
+    let mut failed = span(1, 1, None, "POST /pay", 0, 100);
+    failed.kind = 2;
+    failed.status = Some(Status {
+        code: 2,
+        message: "card declined".into(),
+    });
+    failed.trace_state = "vendor=1".into();
+    let mut batch = request("payments", vec![failed, span(2, 2, None, "GET /", 10, 5)]);
+    batch.resource_spans[0].scope_spans[0].scope = Some(InstrumentationScope {
+        name: "checkout".into(),
+        version: "1.2".into(),
+        ..Default::default()
+    });
+    for_each_state(&[batch], |query| {
+        let search = |key: &str, value: &str| -> Vec<u8> {
+            query
+                .search(&TraceQuery {
+                    attributes: vec![(key.into(), value.into())],
+                    limit: 10,
+                    ..Default::default()
+                })
+                .unwrap()
+                .into_iter()
+                .map(|id| id.0[0])
+                .collect()
+        };
+        assert_eq!(search("error", "true"), [1], "the Jaeger UI's own example");
+        assert_eq!(search("otel.status_code", "ERROR"), [1]);
+        assert_eq!(search("otel.status_description", "card declined"), [1]);
+        assert_eq!(search("span.kind", "server"), [1]);
+        assert_eq!(search("w3c.tracestate", "vendor=1"), [1]);
+        let mut scoped = search("otel.scope.name", "checkout");
+        scoped.sort();
+        assert_eq!(scoped, [1, 2]);
+        assert_eq!(search("otel.scope.version", "1.2").len(), 2);
+        assert_eq!(search("error", "false"), Vec::<u8>::new());
+        assert_eq!(search("span.kind", "client"), Vec::<u8>::new());
+    });
+}
+
+#[test]
 fn service_graph_and_red_come_from_the_index() {
     let mut call = span(1, 2, Some(1), "SELECT", 10, 80);
     call.kind = 2;

@@ -14,7 +14,10 @@ use parking_lot::{RwLock, RwLockReadGuard};
 use prost::Message;
 
 use osprey_model::attributes;
-use osprey_model::otlp::{ExportTraceServiceRequest, Resource, ResourceSpans, ScopeSpans, Span};
+use osprey_model::derived_tags::{self, SpanFields};
+use osprey_model::otlp::{
+    ExportTraceServiceRequest, InstrumentationScope, Resource, ResourceSpans, ScopeSpans, Span,
+};
 use osprey_model::TraceId;
 
 use crate::head::{Head, SpanEntry, TraceEntry};
@@ -100,8 +103,8 @@ impl Generation {
                 }
                 records.insert(location, self.read_record(location)?);
             }
-            if let Some((resource, span)) = span_at(&records[&location], position) {
-                if has_attributes(span, resource, wanted) {
+            if let Some((resource, scope, span)) = span_at(&records[&location], position) {
+                if has_attributes(span, scope, resource, wanted) {
                     return Ok(true);
                 }
             }
@@ -110,11 +113,18 @@ impl Generation {
     }
 }
 
-/// Whether every wanted attribute is on the span or, failing that, on its resource.
-fn has_attributes(span: &Span, resource: Option<&Resource>, wanted: &[(String, String)]) -> bool {
+/// Whether every wanted attribute is on the span or, failing that, on its resource, or is a tag
+/// derived from the span's fields (`error=true` for an ERROR status).
+fn has_attributes(
+    span: &Span,
+    scope: Option<&InstrumentationScope>,
+    resource: Option<&Resource>,
+    wanted: &[(String, String)],
+) -> bool {
     wanted.iter().all(|(key, value)| {
         attributes::matches(&span.attributes, key, value)
             || resource.is_some_and(|r| attributes::matches(&r.attributes, key, value))
+            || derived_tags::reads_as(key, value, &SpanFields::of(span, scope))
     })
 }
 
@@ -359,12 +369,16 @@ impl SpanSource for Generation {
 fn span_at(
     request: &ExportTraceServiceRequest,
     position: u32,
-) -> Option<(Option<&Resource>, &Span)> {
+) -> Option<(Option<&Resource>, Option<&InstrumentationScope>, &Span)> {
     let mut remaining = position as usize;
     for rs in &request.resource_spans {
         for ss in &rs.scope_spans {
             if remaining < ss.spans.len() {
-                return Some((rs.resource.as_ref(), &ss.spans[remaining]));
+                return Some((
+                    rs.resource.as_ref(),
+                    ss.scope.as_ref(),
+                    &ss.spans[remaining],
+                ));
             }
             remaining -= ss.spans.len();
         }

@@ -9,6 +9,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, UInt64Type};
 use arrow_array::{Array, RecordBatch};
 
+use osprey_model::derived_tags::{DerivedTag, SpanFields};
 use osprey_model::otlp::ResourceSpans;
 use osprey_model::TraceId;
 
@@ -228,6 +229,7 @@ pub(super) fn attribute_conditions<'a, L: AttributeLists<'a>>(
             .find(|d| d.key() == key)
             .map(|d| d.matcher(value))
     }
+    let span_fields = DerivedColumns::new(batch);
     let conditions: Vec<_> = wanted
         .iter()
         .map(|(key, value)| {
@@ -236,28 +238,89 @@ pub(super) fn attribute_conditions<'a, L: AttributeLists<'a>>(
                 span_generic.matcher(key, value),
                 dedicated(&resource_dedicated, key, value),
                 resource_generic.matcher(key, value),
+                DerivedTag::of_key(key).map(|tag| (tag, value.as_str())),
             )
         })
         .collect();
     let rows = arrow_buffer::BooleanBuffer::collect_bool(batch.num_rows(), |row| {
         conditions
             .iter()
-            .all(|(span_d, span_g, resource_d, resource_g)| {
+            .all(|(span_d, span_g, resource_d, resource_g, derived)| {
                 span_d.as_ref().is_some_and(|d| d.at(row))
                     || span_generic.meets(row, span_g)
                     || resource_d.as_ref().is_some_and(|d| d.at(row))
                     || resource_generic.meets(row, resource_g)
+                    || derived.is_some_and(|(tag, value)| {
+                        span_fields
+                            .as_ref()
+                            .is_some_and(|f| tag.value(&f.at(row)) == Some(value))
+                    })
             })
     });
     arrow_array::BooleanArray::new(rows, None)
 }
 
-/// The columns an attribute search reads: the generic lists and the dedicated columns of the keys.
+/// The span columns the tags derived from a span's fields read (`span.kind`, `error`, …).
+const DERIVED_TAG_COLUMNS: [&str; 6] = [
+    col::KIND,
+    col::STATUS_CODE,
+    col::STATUS_MESSAGE,
+    col::SCOPE_NAME,
+    col::SCOPE_VERSION,
+    col::TRACE_STATE,
+];
+
+/// A batch's [`DERIVED_TAG_COLUMNS`], when it holds them.
+struct DerivedColumns<'a> {
+    kind: &'a arrow_array::Int32Array,
+    status_code: &'a arrow_array::Int32Array,
+    status_message: Strings<'a>,
+    scope_name: Strings<'a>,
+    scope_version: Strings<'a>,
+    trace_state: Strings<'a>,
+}
+
+impl<'a> DerivedColumns<'a> {
+    fn new(batch: &'a RecordBatch) -> Option<DerivedColumns<'a>> {
+        let column = |name: &str| batch.column_by_name(name);
+        Some(DerivedColumns {
+            kind: column(col::KIND)?.as_primitive::<Int32Type>(),
+            status_code: column(col::STATUS_CODE)?.as_primitive::<Int32Type>(),
+            status_message: Strings::new(column(col::STATUS_MESSAGE)?),
+            scope_name: Strings::new(column(col::SCOPE_NAME)?),
+            scope_version: Strings::new(column(col::SCOPE_VERSION)?),
+            trace_state: Strings::new(column(col::TRACE_STATE)?),
+        })
+    }
+
+    fn at(&self, row: usize) -> SpanFields<'a> {
+        SpanFields {
+            kind: self.kind.value(row),
+            status_code: self
+                .status_code
+                .is_valid(row)
+                .then(|| self.status_code.value(row)),
+            status_message: self.status_message.value(row),
+            scope_name: self.scope_name.value(row),
+            scope_version: self.scope_version.value(row),
+            trace_state: self.trace_state.value(row),
+        }
+    }
+}
+
+/// The columns an attribute search reads: the generic lists, the dedicated columns of the keys,
+/// and the span columns of derived tags when one is wanted.
 pub(super) fn attribute_columns(wanted: &[(String, String)]) -> Vec<String> {
     let mut columns = vec![
         col::ATTRIBUTES.to_string(),
         col::RESOURCE_ATTRIBUTES.to_string(),
     ];
+    if wanted
+        .iter()
+        .any(|(key, _)| DerivedTag::of_key(key).is_some())
+    {
+        columns.extend(DERIVED_TAG_COLUMNS.iter().map(|c| c.to_string()));
+    }
     for (key, _) in wanted {
         if SPAN_DEDICATED.iter().any(|(k, _)| k == key) {
             columns.push(span_column(key));
