@@ -158,3 +158,35 @@ def test_help_documents_the_commands():
     out = subprocess.run([str(OSPREY_BIN), "--help"], capture_output=True, text=True, timeout=60).stdout
     for word in ("serve", "trace", "bench", "--data-dir", "--otlp-grpc-addr", "--fsync"):
         assert word in out, word
+
+
+def test_transform_turns_an_otlp_json_file_into_jaeger_traces(osprey):
+    """`POST /api/transform`: what the Jaeger UI's "upload a trace" sends, answered without storing."""
+    def otlp_span(trace, span, name, parent="", error=False):
+        return {"traceId": trace, "spanId": span, "parentSpanId": parent, "name": name, "kind": 2,
+                "startTimeUnixNano": "1750000000000000000", "endTimeUnixNano": "1750000000250000000",
+                "status": {"code": 2 if error else 0}}
+    first, second = "0a" * 16, "0b" * 16
+    document = {"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "upload"}}]},
+        "scopeSpans": [{"scope": {"name": "demo"}, "spans": [
+            otlp_span(first, "01" * 8, "root"),
+            otlp_span(second, "03" * 8, "failed", error=True),
+            otlp_span(first, "02" * 8, "child", parent="01" * 8),
+        ]}],
+    }]}
+    response = requests.post(f"{osprey.query_url}/api/transform", json=document, timeout=30)
+    assert response.status_code == 200, response.text
+    traces = response.json()["data"]
+    assert [t["traceID"] for t in traces] == [first, second]
+    assert sorted(s["operationName"] for s in traces[0]["spans"]) == ["child", "root"]
+    child = next(s for s in traces[0]["spans"] if s["operationName"] == "child")
+    assert child["references"] == [{"refType": "CHILD_OF", "traceID": first, "spanID": "01" * 8}]
+    assert child["duration"] == 250_000
+    assert traces[1]["processes"]["p1"]["serviceName"] == "upload"
+    assert {"key": "error", "type": "bool", "value": True} in traces[1]["spans"][0]["tags"]
+    # Nothing was stored.
+    assert osprey.get(f"/api/traces/{first}").status_code == 404
+
+    bad = requests.post(f"{osprey.query_url}/api/transform", data=b"{not json", timeout=30)
+    assert bad.status_code == 400 and "OTLP JSON" in bad.json()["errors"][0]["msg"]

@@ -1,15 +1,20 @@
 //! The Jaeger query API the Jaeger UI and Grafana's Jaeger data source use: `{"data": …, "errors": …}`
 //! envelopes, microsecond times, Go durations.
 
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::json;
 
+use std::collections::BTreeMap;
+
+use osprey_model::grouping::{push_span, Origin};
 use osprey_model::jaeger;
+use osprey_model::otlp::ResourceSpans;
 use osprey_query::TraceQuery;
 
 use crate::params::{self, Params};
@@ -29,6 +34,49 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/traces", get(search))
         .route("/api/traces/{trace_id}", get(trace))
         .route("/api/dependencies", get(dependencies))
+        // An OTLP JSON file (as `osprey trace --json` or a collector's file exporter writes) in
+        // Jaeger's shape: the Jaeger UI's "upload a trace" reads it through this.
+        .route(
+            "/api/transform",
+            post(transform).layer(DefaultBodyLimit::max(TRANSFORM_BODY_LIMIT)),
+        )
+}
+
+/// The largest OTLP JSON document `/api/transform` takes (as OTLP ingest, after decompression).
+const TRANSFORM_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// `POST /api/transform`: an OTLP JSON `ExportTraceServiceRequest` in, its traces as Jaeger
+/// traces out (one per trace id, in id order), as Jaeger's query service answers.
+async fn transform(body: axum::body::Bytes) -> Response {
+    let request = match osprey_model::otlp_json::decode_request(&body) {
+        Ok(request) => request,
+        Err(e) => return V1::bad_request(format!("cannot read the body as OTLP JSON: {e}")),
+    };
+    let traces = by_trace(request.resource_spans)
+        .into_iter()
+        .map(|(id, spans)| jaeger::trace(&const_hex::encode(id), &spans))
+        .collect();
+    data(traces)
+}
+
+/// Each trace's spans, with the resource and scope they came under.
+fn by_trace(resource_spans: Vec<ResourceSpans>) -> BTreeMap<Vec<u8>, Vec<ResourceSpans>> {
+    let mut traces: BTreeMap<Vec<u8>, Vec<ResourceSpans>> = BTreeMap::new();
+    for rs in resource_spans {
+        for ss in rs.scope_spans {
+            let origin = Origin {
+                resource: &rs.resource,
+                resource_schema_url: &rs.schema_url,
+                scope: &ss.scope,
+                scope_schema_url: &ss.schema_url,
+            };
+            for span in ss.spans {
+                let pieces = traces.entry(span.trace_id.clone()).or_default();
+                push_span(pieces, &origin, span);
+            }
+        }
+    }
+    traces
 }
 
 /// `endTs` and `lookback` in milliseconds (default: now, one day).

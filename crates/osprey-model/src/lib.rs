@@ -8,6 +8,7 @@ pub mod attributes;
 pub mod derived_tags;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
+pub mod grouping;
 pub mod ids;
 pub mod jaeger;
 pub mod otlp_json;

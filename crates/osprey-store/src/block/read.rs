@@ -8,9 +8,10 @@ use arrow_array::{
 
 use prost::Message;
 
+use osprey_model::grouping::{push_span, Origin};
 use osprey_model::otlp::{
     span::{Event, Link},
-    InstrumentationScope, KeyValue, Resource, ResourceSpans, ScopeSpans, Span, Status,
+    InstrumentationScope, KeyValue, Resource, ResourceSpans, Span, Status,
 };
 
 use super::columns::{dedicated_readers, DedicatedReader, KeyValueReader};
@@ -293,33 +294,13 @@ impl<'a> RowReader<'a> {
                 scope_schema_url,
                 span,
             } = self.owned(row);
-            let same_resource = out
-                .last()
-                .is_some_and(|rs| rs.resource == resource && rs.schema_url == resource_schema_url);
-            if !same_resource {
-                out.push(ResourceSpans {
-                    resource,
-                    scope_spans: Vec::new(),
-                    schema_url: resource_schema_url,
-                });
-            }
-            let rs = out.last_mut().expect("just ensured");
-            let same_scope = rs
-                .scope_spans
-                .last()
-                .is_some_and(|ss| ss.scope == scope && ss.schema_url == scope_schema_url);
-            if !same_scope {
-                rs.scope_spans.push(ScopeSpans {
-                    scope,
-                    spans: Vec::new(),
-                    schema_url: scope_schema_url,
-                });
-            }
-            rs.scope_spans
-                .last_mut()
-                .expect("just ensured")
-                .spans
-                .push(span);
+            let origin = Origin {
+                resource: &resource,
+                resource_schema_url: &resource_schema_url,
+                scope: &scope,
+                scope_schema_url: &scope_schema_url,
+            };
+            push_span(&mut out, &origin, span);
         }
         out
     }
