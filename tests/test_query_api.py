@@ -190,3 +190,43 @@ def test_transform_turns_an_otlp_json_file_into_jaeger_traces(osprey):
 
     bad = requests.post(f"{osprey.query_url}/api/transform", data=b"{not json", timeout=30)
     assert bad.status_code == 400 and "OTLP JSON" in bad.json()["errors"][0]["msg"]
+
+
+def test_monitor_tab_metrics_come_from_stored_spans(osprey):
+    """The Jaeger UI's Monitor tab: calls a second, error share and latency quantiles per service."""
+    trace = new_trace_id()
+    send(osprey, "gateway", [
+        span(trace, "GET /a", 0, 10), span(trace, "GET /a", 1000, 20),
+        span(trace, "GET /b", 2000, 30, error=True), span(trace, "GET /b", 3000, 40),
+        span(trace, "call db", 3500, 5, kind=3),
+    ])
+    base_ms = 1_750_000_000_000
+    window = {"service": "gateway", "endTs": base_ms + 5000, "lookback": 5000, "step": 5000, "ratePer": 10000}
+
+    calls = osprey.get("/api/metrics/calls", params=window).json()
+    assert calls["name"] == "service_call_rate" and calls["type"] == "GAUGE"
+    (series,) = calls["metrics"]
+    assert series["labels"] == [{"name": "service_name", "value": "gateway"}]
+    # Points at endTs - lookback and endTs, each over the ratePer (10 s) before it; server spans only.
+    assert [p["timestamp"] for p in series["metricPoints"]] == ["2025-06-15T15:06:40Z", "2025-06-15T15:06:45Z"]
+    assert [p["gaugeValue"]["doubleValue"] for p in series["metricPoints"]] == [0.1, 0.4]
+
+    errors = osprey.get("/api/metrics/errors", params=window).json()
+    assert [p["gaugeValue"]["doubleValue"] for p in errors["metrics"][0]["metricPoints"]] == [0, 0.25]
+
+    latencies = osprey.get("/api/metrics/latencies", params={**window, "quantile": 0.5}).json()
+    assert latencies["name"] == "service_latencies" and latencies["help"].startswith("0.50th quantile latency")
+    p50 = latencies["metrics"][0]["metricPoints"][-1]["gaugeValue"]["doubleValue"]
+    assert 18 <= p50 <= 22, p50
+
+    by_operation = osprey.get("/api/metrics/calls", params={**window, "groupByOperation": "true"}).json()
+    labels = [m["labels"] for m in by_operation["metrics"]]
+    assert labels == [[{"name": "operation", "value": "GET /a"}, {"name": "service_name", "value": "gateway"}],
+                      [{"name": "operation", "value": "GET /b"}, {"name": "service_name", "value": "gateway"}]]
+    clients = osprey.get("/api/metrics/calls", params={**window, "spanKind": "client"}).json()
+    assert [p["gaugeValue"]["doubleValue"] for p in clients["metrics"][0]["metricPoints"]] == [0, 0.1]
+
+    for params, message in [({"endTs": 1}, "service"), ({**window}, "quantile"),
+                            ({**window, "quantile": 2}, "quantile"), ({**window, "spanKind": "sideways"}, "spanKind")]:
+        response = osprey.get("/api/metrics/latencies", params=params)
+        assert response.status_code == 400 and message in response.json()["errors"][0]["msg"], response.text

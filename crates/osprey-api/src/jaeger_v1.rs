@@ -113,7 +113,7 @@ async fn dependencies(State(state): State<ApiState>, RawQuery(query): RawQuery) 
 }
 
 /// Errors in the `errors` list of the classic envelope.
-struct V1;
+pub(crate) struct V1;
 
 impl ErrorForm for V1 {
     fn error(status: StatusCode, message: String) -> Response {

@@ -2,6 +2,7 @@
 //! Jaeger-compatible query APIs (classic `/api/...` and `/api/v3/...`), Osprey's own API for the
 //! UI, health probes and Prometheus metrics. The Tempo port (3200): Grafana Tempo's HTTP API.
 
+mod jaeger_monitor;
 mod jaeger_v1;
 mod jaeger_v3;
 mod native;
@@ -52,12 +53,11 @@ async fn pretty_print_layer(
     next: axum::middleware::Next,
 ) -> Response {
     use axum::response::IntoResponse;
-    // Go's strconv.ParseBool spellings of true, as Jaeger reads the parameter.
+    // Any value but none and `false`, as Jaeger reads the parameter.
     let pretty = request.uri().query().is_some_and(|query| {
         query.split('&').any(|pair| {
-            pair.split_once('=').is_some_and(|(key, value)| {
-                key == "prettyPrint" && ["1", "t", "T", "TRUE", "true", "True"].contains(&value)
-            })
+            pair.split_once('=')
+                .is_some_and(|(key, value)| key == "prettyPrint" && !["", "false"].contains(&value))
         })
     });
     let response = next.run(request).await;
@@ -193,6 +193,7 @@ pub fn router(state: ApiState) -> Router {
     let jaeger = Router::new()
         .merge(jaeger_v1::routes())
         .merge(jaeger_v3::routes())
+        .merge(jaeger_monitor::routes())
         .layer(axum::middleware::from_fn(pretty_print_layer));
     Router::new()
         .merge(jaeger)

@@ -10,6 +10,7 @@ pub mod analysis;
 mod combine;
 mod overview;
 mod search;
+mod span_metrics;
 mod summary;
 pub mod traceql;
 mod traceql_metrics;
@@ -27,6 +28,7 @@ pub use aggregate::{
 };
 pub use osprey_store::TraceQuery;
 pub use overview::{Overview, ServiceOverview};
+pub use span_metrics::{SpanMetric, SpanMetricSeries, SpanMetricsRequest, MAX_POINTS};
 pub use summary::{ServiceCount, TraceSummary};
 pub use traceql_metrics::{default_step, Exemplar, MetricsRequest, Series};
 pub use traceql_search::{MatchedSpan, MatchedSpanset, SearchStats, TraceMatch, TraceqlSearch};
