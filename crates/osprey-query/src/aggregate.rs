@@ -9,6 +9,7 @@ use osprey_model::TraceId;
 use osprey_store::head::Interner;
 use osprey_store::{overlaps, SpanRef};
 
+use crate::members::Members;
 use crate::Query;
 
 /// A map keyed by what a scan counts for every span (aHash: SipHash was a tenth of a service graph).
@@ -190,13 +191,10 @@ impl Query {
             .collect();
         let mut names = Interner::default();
         let mut deferred: HashMap<TraceId, Vec<OwnedSpan>> = HashMap::new();
-        let members: Vec<_> = sources.iter().map(|s| s.membership()).collect();
+        let members = Members::new(&sources);
         for (i, source) in sources.iter().enumerate() {
             source.scan(start_ns, end_ns, &mut |id, spans| {
-                let elsewhere = members
-                    .iter()
-                    .enumerate()
-                    .any(|(j, member)| j != i && member(id));
+                let elsewhere = members.elsewhere(i, id);
                 if elsewhere {
                     let owned = deferred.entry(*id).or_default();
                     owned.extend(spans.iter().map(|s| OwnedSpan::of(s, &mut names)));

@@ -8,6 +8,7 @@
 mod aggregate;
 pub mod analysis;
 mod combine;
+mod members;
 mod overview;
 mod search;
 mod span_metrics;

@@ -10,6 +10,7 @@ use osprey_model::TraceId;
 use osprey_store::{overlaps, SpanParts, TraceQuery};
 
 use crate::combine::combine;
+use crate::members::Members;
 use crate::traceql::eval::{evaluate, field_value};
 use crate::traceql::pushdown::{expr_parts, prefilter};
 use crate::traceql::trace::TraceView;
@@ -143,7 +144,8 @@ impl Query {
         // A trace's other pieces are looked for in the sources of the range only: asking every
         // source's Bloom filter (a hundred blocks a day) about every trace read cost more false
         // positives, each a lookup, than the rare trace with a piece only outside the range.
-        let members: Vec<_> = sources.iter().map(|(_, s)| s.membership()).collect();
+        let in_range: Vec<_> = sources.iter().map(|(_, s)| s.clone()).collect();
+        let members = Members::new(&in_range);
         let mut seen: HashSet<TraceId> = HashSet::new();
         let mut read = 0;
         for (index, ((_, end), source)) in sources.iter().enumerate() {
@@ -164,10 +166,7 @@ impl Query {
                     .min()
                     .unwrap_or(0);
                 // A trace cut across sources is evaluated whole.
-                let split = members
-                    .iter()
-                    .enumerate()
-                    .any(|(j, member)| j != index && member(id));
+                let split = members.elsewhere(index, id);
                 let trace = if split {
                     match self.trace(id) {
                         Ok(Some(trace)) => trace,

@@ -506,7 +506,7 @@ impl<'a> Parser<'a> {
                     return Err(self.error(*at, "metrics queries combine with + - * / only"));
                 }
                 let scalar = |mut expr: MetricsExpr, number: &Node, number_first: bool| {
-                    let value = self.metrics_number(number)?;
+                    let value = self.metrics_constant(number, false)?;
                     expr.second_stage_mut().push(SecondStage::Scalar {
                         op,
                         value,
@@ -560,7 +560,7 @@ impl<'a> Parser<'a> {
                     return Ok(None);
                 };
                 let op = CompareOp::from_symbol(symbol).expect("guarded");
-                let threshold = self.number(value)?;
+                let threshold = self.metrics_constant(value, true)?;
                 metrics
                     .second_stage_mut()
                     .push(SecondStage::Filter(op, threshold));
@@ -570,15 +570,43 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// A number combined with a metrics query: not a duration, as in Tempo.
-    fn metrics_number(&self, node: &Node) -> Result<f64, ParseError> {
+    /// A constant of the metrics stages: a number or numbers combined (`60 * 60`, `-(2)`), worked
+    /// out here as Tempo does. A duration is seconds in a filter (`> 500ms`: series of durations
+    /// are in seconds, and Tempo compares them so); as an operand of arithmetic it is refused
+    /// (`with_durations` false), as in Tempo.
+    fn metrics_constant(&self, node: &Node, with_durations: bool) -> Result<f64, ParseError> {
         match node {
-            Node::Number(Value::Duration(_), at) => Err(self.error(
-                *at,
-                "a duration cannot be combined with a metrics query: write seconds as a number",
-            )),
-            Node::Group(inner) => self.metrics_number(inner),
-            other => self.number(other),
+            Node::Number(Value::Duration(ns), at) => {
+                if with_durations {
+                    Ok(*ns as f64 / 1e9)
+                } else {
+                    Err(self.error(
+                        *at,
+                        "a duration cannot be combined with a metrics query: write seconds as a number",
+                    ))
+                }
+            }
+            Node::Number(v, _) => Ok(v.as_f64().unwrap_or(0.0)),
+            Node::Negate(inner, _) => Ok(-self.metrics_constant(inner, with_durations)?),
+            Node::Group(inner) => self.metrics_constant(inner, with_durations),
+            Node::Binary(symbol, lhs, rhs, at) if ArithmeticOp::from_symbol(symbol).is_some() => {
+                let (a, b) = (
+                    self.metrics_constant(lhs, with_durations)?,
+                    self.metrics_constant(rhs, with_durations)?,
+                );
+                Ok(match ArithmeticOp::from_symbol(symbol).expect("guarded") {
+                    ArithmeticOp::Add => a + b,
+                    ArithmeticOp::Sub => a - b,
+                    ArithmeticOp::Mul => a * b,
+                    ArithmeticOp::Div if b == 0.0 => {
+                        return Err(self.error(*at, "division by zero in a constant"))
+                    }
+                    ArithmeticOp::Div => a / b,
+                    ArithmeticOp::Mod => a % b,
+                    ArithmeticOp::Pow => a.powf(b),
+                })
+            }
+            other => Err(self.error(node_at(other), "expected a number")),
         }
     }
 
@@ -603,7 +631,7 @@ impl<'a> Parser<'a> {
                 let (Some(op), Node::Call(call)) = (CompareOp::from_symbol(symbol), &**call) else {
                     unreachable!("guarded: a comparison with a metrics call")
                 };
-                let threshold = self.number(value)?;
+                let threshold = self.metrics_constant(value, true)?;
                 Ok(Some(MetricsQuery {
                     pipeline: self.spanset_of(lhs)?,
                     function: self.metrics_function(call)?,
@@ -633,15 +661,6 @@ impl<'a> Parser<'a> {
                 self.is_metrics(lhs)
             }
             _ => false,
-        }
-    }
-
-    fn number(&self, node: &Node) -> Result<f64, ParseError> {
-        match node {
-            Node::Number(v, _) => Ok(v.as_f64().unwrap_or(0.0)),
-            Node::Negate(inner, _) => Ok(-self.number(inner)?),
-            Node::Group(inner) => self.number(inner),
-            other => Err(self.error(node_at(other), "expected a number")),
         }
     }
 

@@ -147,6 +147,24 @@ fn metrics_queries_combine_by_arithmetic() {
     // A search comparing a pipeline's aggregate stays a search.
     spans("({ } | count()) > 3");
 
+    // Constants are worked out; a duration in a filter is seconds, as the series are.
+    let MetricsExpr::Query(q) = metrics("(60 * 60) * ({ } | rate())") else {
+        panic!()
+    };
+    assert!(matches!(q.second_stage[..], [SecondStage::Scalar { value, .. }] if value == 3600.0));
+    let MetricsExpr::Query(q) = metrics("{ } | quantile_over_time(duration, .99) > 500ms") else {
+        panic!()
+    };
+    assert!(matches!(q.second_stage[..], [SecondStage::Filter(_, t)] if t == 0.5));
+    let MetricsExpr::Math { second_stage, .. } =
+        metrics("({ } | max_over_time(duration)) - ({ } | min_over_time(duration)) > 1.5s")
+    else {
+        panic!()
+    };
+    assert!(matches!(second_stage[..], [SecondStage::Filter(_, t)] if t == 1.5));
+    let e = error("({ } | rate()) * -5m");
+    assert!(e.message.contains("a duration cannot be combined"), "{e}");
+
     let e = error("({ } | rate()) % ({ } | rate())");
     assert!(e.message.contains("combine with + - * / only"), "{e}");
     let e = error("({ } | rate()) * 5m");

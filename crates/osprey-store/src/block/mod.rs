@@ -531,13 +531,14 @@ impl Block {
         let cores = *CORES;
         std::thread::scope(|scope| {
             let (sender, batches) = std::sync::mpsc::sync_channel::<io::Result<RecordBatch>>(cores);
+            let mut decoders = Vec::new();
             for chunk in groups.chunks(groups.len().div_ceil(cores)) {
                 let part = Read {
                     row_groups: Some(chunk.to_vec()),
                     ..read.clone()
                 };
                 let sender = sender.clone();
-                scope.spawn(move || {
+                decoders.push(scope.spawn(move || {
                     let stream = match self.runtime.block_on(self.stream(part)) {
                         Ok(stream) => stream,
                         Err(e) => return drop(sender.send(Err(e))),
@@ -552,14 +553,18 @@ impl Block {
                             return;
                         }
                     }
-                });
+                }));
             }
             drop(sender);
-            // Every share's thread ends once this receiver goes, whatever happened.
-            for batch in batches {
-                f(batch?)?;
+            let consumed = batches.into_iter().try_for_each(|batch| f(batch?));
+            // Every share's thread ends once the receiver is gone (dropped by `try_for_each`),
+            // whatever happened; a panic in one is this read's error, as in `read`.
+            for decoder in decoders {
+                decoder
+                    .join()
+                    .map_err(|_| io_error("reading a block's row groups panicked"))?;
             }
-            Ok(())
+            consumed
         })
     }
 
