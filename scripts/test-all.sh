@@ -11,6 +11,14 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
+# Node packages of the tests that drive real JavaScript SDK parts (no lockfile: nothing records a
+# download address), pinned by version.
+node_packages=(@opentelemetry/api@1.9.1 @opentelemetry/sdk-trace@2.11.0 @opentelemetry/sampler-jaeger-remote@0.222.0)
+if [ ! -f target/node/installed ] || [ "$(cat target/node/installed)" != "${node_packages[*]}" ]; then
+    mkdir -p target/node
+    npm install --silent --no-package-lock --no-save --prefix target/node "${node_packages[@]}"
+    echo "${node_packages[*]}" > target/node/installed
+fi
 # Debian's Chromium for the browser tests of the web UI (Playwright drives it; it downloads no browser).
 if [ ! -x /usr/bin/chromium ]; then
     apt-get update -q

@@ -30,7 +30,7 @@ class Osprey:
         self.data_dir = Path(data_dir)
         self.extra_args = list(extra_args)
         self.grpc_port, self.http_port, self.query_port = free_port(), free_port(), free_port()
-        self.tempo_port = free_port()
+        self.tempo_port, self.sampling_port = free_port(), free_port()
         self.process = None
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
 
@@ -47,6 +47,10 @@ class Osprey:
         return f"http://127.0.0.1:{self.query_port}"
 
     @property
+    def sampling_url(self):
+        return f"http://127.0.0.1:{self.sampling_port}"
+
+    @property
     def tempo_url(self):
         return f"http://127.0.0.1:{self.tempo_port}"
 
@@ -60,6 +64,7 @@ class Osprey:
                 "--otlp-http-addr", f"127.0.0.1:{self.http_port}",
                 "--query-addr", f"127.0.0.1:{self.query_port}",
                 "--tempo-addr", f"127.0.0.1:{self.tempo_port}",
+                "--sampling-addr", f"127.0.0.1:{self.sampling_port}",
                 *self.extra_args,
             ],
             stdout=log,

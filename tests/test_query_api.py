@@ -230,3 +230,22 @@ def test_monitor_tab_metrics_come_from_stored_spans(osprey):
                             ({**window, "quantile": 2}, "quantile"), ({**window, "spanKind": "sideways"}, "spanKind")]:
         response = osprey.get("/api/metrics/latencies", params=params)
         assert response.status_code == 400 and message in response.json()["errors"][0]["msg"], response.text
+
+
+def test_deep_dependency_graph_paths(osprey):
+    """The Jaeger UI's Deep Dependency Graph: the call paths through a service, with example traces."""
+    slow, fast, login = shop(osprey)
+    window = {"start": 1_750_000_000_000 - 1000, "end": 1_750_000_000_000 + 100_000}
+    answer = osprey.get("/analytics/v1/dependencies", params={"service": "payments", **window})
+    assert answer.status_code == 200, answer.text
+    (dependency,) = answer.json()["dependencies"]
+    assert dependency["path"] == [{"service": "gateway", "operation": "GET /checkout"},
+                                  {"service": "payments", "operation": "SELECT payments"}]
+    assert {a["value"] for a in dependency["attributes"]} == {slow, fast}
+    assert {a["key"] for a in dependency["attributes"]} == {"exemplar_trace_id"}
+    by_operation = osprey.get("/analytics/v1/dependencies",
+                              params={"service": "gateway", "operation": "POST /login", **window}).json()
+    assert [d["path"] for d in by_operation["dependencies"]] == [[{"service": "gateway", "operation": "POST /login"}]]
+    assert osprey.get("/analytics/v1/dependencies", params={"service": "nobody", **window}).json() == {"dependencies": []}
+    missing = osprey.get("/analytics/v1/dependencies")
+    assert missing.status_code == 400 and "service" in missing.json()["errors"][0]["msg"]

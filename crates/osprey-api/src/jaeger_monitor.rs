@@ -33,11 +33,6 @@ fn go_bool(text: &str) -> Result<bool, String> {
     }
 }
 
-/// A duration in milliseconds, as the Monitor tab sends them.
-fn millis(text: &str) -> Result<u64, String> {
-    params::unsigned(text).map(|ms| ms.saturating_mul(MS))
-}
-
 /// Jaeger's parameters and defaults: `service` (one or more, required), `spanKind` (one or more,
 /// default server), `groupByOperation`, `endTs` (default now), `lookback` (1 h), `step` (5 s),
 /// `ratePer` (10 min), all times in milliseconds.
@@ -63,17 +58,20 @@ fn request(p: &Params) -> Result<SpanMetricsRequest, String> {
     if span_kinds.is_empty() {
         span_kinds.push(span_kind_from_name("server").expect("a kind") as u8);
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
     let request = SpanMetricsRequest {
         services,
         span_kinds,
         group_by_operation: p.parsed(&["groupByOperation"], go_bool)?.unwrap_or(false),
-        end_ns: p.parsed(&["endTs"], millis)?.unwrap_or(now),
-        lookback_ns: p.parsed(&["lookback"], millis)?.unwrap_or(3_600_000 * MS),
-        step_ns: p.parsed(&["step"], millis)?.unwrap_or(5_000 * MS),
-        rate_per_ns: p.parsed(&["ratePer"], millis)?.unwrap_or(600_000 * MS),
+        end_ns: p
+            .parsed(&["endTs"], params::millis)?
+            .unwrap_or(params::now_ns()),
+        lookback_ns: p
+            .parsed(&["lookback"], params::millis)?
+            .unwrap_or(3_600_000 * MS),
+        step_ns: p.parsed(&["step"], params::millis)?.unwrap_or(5_000 * MS),
+        rate_per_ns: p
+            .parsed(&["ratePer"], params::millis)?
+            .unwrap_or(600_000 * MS),
     };
     if request.step_ns == 0 || request.rate_per_ns == 0 {
         return Err("invalid step and ratePer: they must be positive".into());

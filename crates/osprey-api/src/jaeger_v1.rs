@@ -34,6 +34,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/traces", get(search))
         .route("/api/traces/{trace_id}", get(trace))
         .route("/api/dependencies", get(dependencies))
+        .route("/analytics/v1/dependencies", get(dependency_paths))
         // An OTLP JSON file (as `osprey trace --json` or a collector's file exporter writes) in
         // Jaeger's shape: the Jaeger UI's "upload a trace" reads it through this.
         .route(
@@ -82,14 +83,10 @@ fn by_trace(resource_spans: Vec<ResourceSpans>) -> BTreeMap<Vec<u8>, Vec<Resourc
 /// `endTs` and `lookback` in milliseconds (default: now, one day).
 async fn dependencies(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
     let window = Params::parse(query.as_deref()).and_then(|p| {
-        let millis = |v: &str| params::unsigned(v).map(|ms| ms.saturating_mul(1_000_000));
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        let end = p.parsed(&["endTs"], millis)?.unwrap_or(now);
-        let lookback = p
-            .parsed(&["lookback"], millis)?
-            .unwrap_or(86_400_000_000_000);
+        let end = p
+            .parsed(&["endTs"], params::millis)?
+            .unwrap_or(params::now_ns());
+        let lookback = p.parsed(&["lookback"], params::millis)?.unwrap_or(DAY_NS);
         Ok((end.saturating_sub(lookback), end))
     });
     let (start, end) = match window {
@@ -111,6 +108,65 @@ async fn dependencies(State(state): State<ApiState>, RawQuery(query): RawQuery) 
             .collect(),
     )
 }
+
+/// The Deep Dependency Graph's paths: `service` (required), `operation` (none or `*`: any), `start`
+/// and `end` in unix milliseconds (0 or none, as the Jaeger UI sends them: the last day). Answered
+/// as `{"dependencies": [{"path": [{service, operation}], "attributes": [{"key":
+/// "exemplar_trace_id", "value"}]}]}`, the payload the UI reads.
+async fn dependency_paths(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
+    let parsed = Params::parse(query.as_deref()).and_then(|p| {
+        let service = p
+            .get(&["service"])
+            .ok_or("parameter 'service' is required")?
+            .to_string();
+        let operation = p
+            .get(&["operation"])
+            .filter(|o| !o.is_empty() && *o != "*")
+            .map(str::to_string);
+        let end = p
+            .parsed(&["end"], params::millis)?
+            .filter(|e| *e > 0)
+            .unwrap_or(params::now_ns());
+        let start = p
+            .parsed(&["start"], params::millis)?
+            .filter(|s| *s > 0)
+            .unwrap_or(end.saturating_sub(DAY_NS));
+        Ok((service, operation, start, end))
+    });
+    let (service, operation, start, end) = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) => return V1::bad_request(e),
+    };
+    let paths = state
+        .run("dependency paths", move |q| {
+            q.dependency_paths(&service, operation.as_deref(), start, end)
+        })
+        .await;
+    match paths {
+        Ok(paths) => {
+            let dependencies: Vec<_> = paths
+                .iter()
+                .map(|p| {
+                    let path: Vec<_> = p
+                        .path
+                        .iter()
+                        .map(|(service, operation)| json!({"service": service, "operation": operation}))
+                        .collect();
+                    let attributes: Vec<_> = p
+                        .exemplars
+                        .iter()
+                        .map(|id| json!({"key": "exemplar_trace_id", "value": id.to_hex()}))
+                        .collect();
+                    json!({"path": path, "attributes": attributes})
+                })
+                .collect();
+            Json(json!({ "dependencies": dependencies })).into_response()
+        }
+        Err(e) => V1::internal(e),
+    }
+}
+
+const DAY_NS: u64 = 86_400_000_000_000;
 
 /// Errors in the `errors` list of the classic envelope.
 pub(crate) struct V1;

@@ -8,6 +8,7 @@ mod jaeger_v3;
 mod native;
 mod ops;
 mod params;
+mod sampling;
 mod tempo;
 mod ui;
 
@@ -23,6 +24,7 @@ use prometheus_client::registry::Registry;
 
 use osprey_query::Query;
 use osprey_store::{validate_tenant, Tenants, DEFAULT_TENANT};
+pub use sampling::SamplingStrategies;
 
 tokio::task_local! {
     /// The tenant of the request being answered (from `X-Scope-OrgID`), set by [`tenant_layer`].
@@ -188,12 +190,18 @@ pub fn tempo_router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// Every route of the query port.
-pub fn router(state: ApiState) -> Router {
+/// The Jaeger remote sampling port (5778): `/sampling` and `/api/sampling`.
+pub fn sampling_router(strategies: Arc<SamplingStrategies>) -> Router {
+    sampling::routes(strategies)
+}
+
+/// Every route of the query port; `strategies` answer `/api/sampling`.
+pub fn router(state: ApiState, strategies: Arc<SamplingStrategies>) -> Router {
     let jaeger = Router::new()
         .merge(jaeger_v1::routes())
         .merge(jaeger_v3::routes())
         .merge(jaeger_monitor::routes())
+        .merge(sampling::routes(strategies))
         .layer(axum::middleware::from_fn(pretty_print_layer));
     Router::new()
         .merge(jaeger)

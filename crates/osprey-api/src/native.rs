@@ -27,9 +27,7 @@ pub fn routes() -> Router<ApiState> {
 /// (a Go duration, default 1h) before `end` (default now).
 pub(crate) fn window(params: &Params) -> Result<(u64, u64), String> {
     let micros = |v: &str| params::unsigned(v).map(|us| us.saturating_mul(1000));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
+    let now = params::now_ns();
     let end = params.parsed(&["end"], micros)?.unwrap_or(now);
     let start = match params.parsed(&["start"], micros)? {
         Some(start) => start,

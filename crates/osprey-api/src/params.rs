@@ -95,6 +95,19 @@ pub fn go_duration(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{text:?} is not a duration like 300ms, 1.5s or 2m"))
 }
 
+/// Now, in nanoseconds since the Unix epoch: where a window without an end ends.
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Milliseconds (a time since the epoch, or a duration), as the Jaeger UI sends them, in
+/// nanoseconds.
+pub fn millis(text: &str) -> Result<u64, String> {
+    unsigned(text).map(|ms| ms.saturating_mul(1_000_000))
+}
+
 /// An RFC 3339 time (any precision, any offset) in nanoseconds since the Unix epoch.
 pub fn rfc3339(text: &str) -> Result<u64, String> {
     let time = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)

@@ -8,6 +8,7 @@
 mod aggregate;
 pub mod analysis;
 mod combine;
+mod dependency_paths;
 mod members;
 mod overview;
 mod search;
@@ -27,6 +28,7 @@ use osprey_store::{SpanSource, Store};
 pub use aggregate::{
     rate_seconds, Edge, OperationTotals, Percentiles, Red, RedPoint, ServiceGraph, ServiceNode,
 };
+pub use dependency_paths::DependencyPath;
 pub use osprey_store::TraceQuery;
 pub use overview::{Overview, ServiceOverview};
 pub use span_metrics::{SpanMetric, SpanMetricSeries, SpanMetricsRequest, MAX_POINTS};

@@ -31,7 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (the default command).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Print one trace as an indented tree: service, operation, start offset, duration, a bar, errors.
     Trace(trace_tree::TraceArgs),
     /// Find traces with a TraceQL query: a table of the matching traces, newest first.
@@ -63,7 +63,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         None => runtime.block_on(serve::run(cli.serve)),
-        Some(Command::Serve(args)) => runtime.block_on(serve::run(args)),
+        Some(Command::Serve(args)) => runtime.block_on(serve::run(*args)),
         Some(Command::Trace(args)) => runtime.block_on(trace_tree::run(args)),
         Some(Command::Query(args)) => runtime.block_on(traceql_query::run(args)),
         Some(Command::Blocks(args)) => runtime.block_on(blocks::run(args)),

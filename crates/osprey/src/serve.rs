@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
-use osprey_api::{ApiMetrics, ApiState};
+use osprey_api::{ApiMetrics, ApiState, SamplingStrategies};
 use osprey_ingest::otlp_grpc::TraceService;
 use osprey_ingest::{Ingester, Limits};
 use osprey_store::{FsyncPolicy, StoreOptions, Tenants, WalOptions};
@@ -47,6 +47,15 @@ pub struct ServeArgs {
     /// Tempo-compatible API listen address (Grafana's Tempo data source, TraceQL).
     #[arg(long, env = "OSPREY_TEMPO_ADDR", default_value = "0.0.0.0:3200")]
     pub tempo_addr: SocketAddr,
+    /// Jaeger remote sampling listen address (`GET /sampling?service=`, where SDKs' remote samplers
+    /// ask, Jaeger's agent port).
+    #[arg(long, env = "OSPREY_SAMPLING_ADDR", default_value = "0.0.0.0:5778")]
+    pub sampling_addr: SocketAddr,
+    /// Sampling strategies served to SDKs: a JSON file in Jaeger's format (per-service
+    /// probabilistic or rate-limiting, per-operation, a default). Without it every service gets
+    /// Jaeger's default, probabilistic 0.001.
+    #[arg(long, env = "OSPREY_SAMPLING_STRATEGIES")]
+    pub sampling_strategies: Option<PathBuf>,
     /// When the write-ahead log is made durable.
     #[arg(long, env = "OSPREY_FSYNC", value_enum, default_value_t = Fsync::Always)]
     pub fsync: Fsync,
@@ -116,7 +125,19 @@ impl ServeArgs {
     }
 }
 
+/// The sampling strategies of `--sampling-strategies`, or Jaeger's default.
+fn sampling_strategies(args: &ServeArgs) -> anyhow::Result<SamplingStrategies> {
+    let Some(path) = &args.sampling_strategies else {
+        return Ok(SamplingStrategies::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the sampling strategies {}", path.display()))?;
+    SamplingStrategies::from_json(&text)
+        .map_err(|e| anyhow::anyhow!("sampling strategies {}: {e}", path.display()))
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let strategies = Arc::new(sampling_strategies(&args)?);
     let opened = Instant::now();
     let (tenants, reports) = Tenants::open(&args.data_dir, args.store_options())
         .await
@@ -179,11 +200,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let api_metrics = ApiMetrics::default();
     api_metrics.register(&mut registry);
     let api_state = ApiState::new(tenants, Arc::new(registry), api_metrics);
-    let api = osprey_api::router(api_state.clone());
+    let api = osprey_api::router(api_state.clone(), strategies.clone());
     let tempo = osprey_api::tempo_router(api_state);
+    let sampling = osprey_api::sampling_router(strategies);
 
     let query_listener = bind(args.query_addr, "query").await?;
     let tempo_listener = bind(args.tempo_addr, "Tempo API").await?;
+    let sampling_listener = bind(args.sampling_addr, "Jaeger remote sampling").await?;
     let http_listener = bind(args.otlp_http_addr, "OTLP/HTTP").await?;
     let grpc_listener = bind(args.otlp_grpc_addr, "OTLP/gRPC").await?;
 
@@ -213,6 +236,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .with_graceful_shutdown(shutdown_signal())
                 .await
                 .context("Tempo API server")
+        },
+        async {
+            axum::serve(sampling_listener.tap_io(no_delay), sampling)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+                .context("remote sampling server")
         },
         async {
             axum::serve(http_listener.tap_io(no_delay), http)

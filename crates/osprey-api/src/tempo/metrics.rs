@@ -120,9 +120,7 @@ fn request(p: &Params, instant: bool) -> Result<MetricsRequest, String> {
             return Err("invalid TraceQL query: a metrics query ends in a function such as `| rate()`; searches are answered at /api/search".into())
         }
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
+    let now = params::now_ns();
     let end = p.parsed(&["end"], time)?.unwrap_or(now);
     let start = p
         .parsed(&["start"], time)?
