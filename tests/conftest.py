@@ -30,7 +30,7 @@ class Osprey:
         self.data_dir = Path(data_dir)
         self.extra_args = list(extra_args)
         self.grpc_port, self.http_port, self.query_port = free_port(), free_port(), free_port()
-        self.tempo_port, self.sampling_port = free_port(), free_port()
+        self.tempo_port, self.sampling_port, self.zipkin_port = free_port(), free_port(), free_port()
         self.process = None
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
 
@@ -45,6 +45,10 @@ class Osprey:
     @property
     def query_url(self):
         return f"http://127.0.0.1:{self.query_port}"
+
+    @property
+    def zipkin_url(self):
+        return f"http://127.0.0.1:{self.zipkin_port}"
 
     @property
     def sampling_url(self):
@@ -65,6 +69,7 @@ class Osprey:
                 "--query-addr", f"127.0.0.1:{self.query_port}",
                 "--tempo-addr", f"127.0.0.1:{self.tempo_port}",
                 "--sampling-addr", f"127.0.0.1:{self.sampling_port}",
+                "--zipkin-addr", f"127.0.0.1:{self.zipkin_port}",
                 *self.extra_args,
             ],
             stdout=log,

@@ -1,6 +1,7 @@
 //! Osprey's query-side HTTP servers. The query port (16686 by default): the web UI, the
 //! Jaeger-compatible query APIs (classic `/api/...` and `/api/v3/...`), Osprey's own API for the
-//! UI, health probes and Prometheus metrics. The Tempo port (3200): Grafana Tempo's HTTP API.
+//! UI, health probes and Prometheus metrics. The Tempo port (3200): Grafana Tempo's HTTP API. The
+//! Zipkin port (9411): Zipkin's query API. The sampling port (5778): Jaeger remote sampling.
 
 mod jaeger_monitor;
 mod jaeger_v1;
@@ -11,6 +12,7 @@ mod params;
 mod sampling;
 mod tempo;
 mod ui;
+mod zipkin;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -186,6 +188,14 @@ pub fn tempo_router(state: ApiState) -> Router {
     Router::new()
         .merge(tempo::routes())
         .merge(ops::routes())
+        .layer(axum::middleware::from_fn(tenant_layer))
+        .with_state(state)
+}
+
+/// The Zipkin query API (the Zipkin port, 9411, beside the span intake).
+pub fn zipkin_router(state: ApiState) -> Router {
+    Router::new()
+        .merge(zipkin::routes())
         .layer(axum::middleware::from_fn(tenant_layer))
         .with_state(state)
 }

@@ -2,16 +2,17 @@
 //!
 //! Osprey keeps spans exactly as OTLP carries them (resource → scope → span), so the model *is* the OTLP
 //! protobuf schema; this crate re-exports it under short names and adds what the schema lacks: checked ids,
-//! the OTLP/JSON encoding, and conversions to the shapes other tracing APIs (Jaeger) expect.
+//! the OTLP/JSON encoding, and conversions to the shapes other tracing APIs (Jaeger, Zipkin) expect.
 
 pub mod attributes;
 pub mod derived_tags;
-#[cfg(feature = "fixtures")]
+#[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod grouping;
 pub mod ids;
 pub mod jaeger;
 pub mod otlp_json;
+pub mod zipkin;
 
 pub use ids::{SpanId, TraceId};
 

@@ -47,6 +47,10 @@ pub struct ServeArgs {
     /// Tempo-compatible API listen address (Grafana's Tempo data source, TraceQL).
     #[arg(long, env = "OSPREY_TEMPO_ADDR", default_value = "0.0.0.0:3200")]
     pub tempo_addr: SocketAddr,
+    /// Zipkin listen address: span intake (`POST /api/v2/spans`, JSON or protobuf) and Zipkin's
+    /// query API, what Zipkin clients and the Zipkin UI use.
+    #[arg(long, env = "OSPREY_ZIPKIN_ADDR", default_value = "0.0.0.0:9411")]
+    pub zipkin_addr: SocketAddr,
     /// Jaeger remote sampling listen address (`GET /sampling?service=`, where SDKs' remote samplers
     /// ask, Jaeger's agent port).
     #[arg(long, env = "OSPREY_SAMPLING_ADDR", default_value = "0.0.0.0:5778")]
@@ -201,12 +205,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     api_metrics.register(&mut registry);
     let api_state = ApiState::new(tenants, Arc::new(registry), api_metrics);
     let api = osprey_api::router(api_state.clone(), strategies.clone());
-    let tempo = osprey_api::tempo_router(api_state);
+    let tempo = osprey_api::tempo_router(api_state.clone());
     let sampling = osprey_api::sampling_router(strategies);
+    let zipkin = osprey_ingest::zipkin_http::router(ingester.clone())
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            args.max_concurrent_requests,
+        ))
+        .merge(osprey_api::zipkin_router(api_state.clone()));
 
     let query_listener = bind(args.query_addr, "query").await?;
     let tempo_listener = bind(args.tempo_addr, "Tempo API").await?;
     let sampling_listener = bind(args.sampling_addr, "Jaeger remote sampling").await?;
+    let zipkin_listener = bind(args.zipkin_addr, "Zipkin").await?;
     let http_listener = bind(args.otlp_http_addr, "OTLP/HTTP").await?;
     let grpc_listener = bind(args.otlp_grpc_addr, "OTLP/gRPC").await?;
 
@@ -236,6 +246,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .with_graceful_shutdown(shutdown_signal())
                 .await
                 .context("Tempo API server")
+        },
+        async {
+            axum::serve(zipkin_listener.tap_io(no_delay), zipkin)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+                .context("Zipkin server")
         },
         async {
             axum::serve(sampling_listener.tap_io(no_delay), sampling)

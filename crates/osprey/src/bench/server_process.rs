@@ -21,7 +21,7 @@ impl ServerProcess {
     /// Starts this same binary as `serve` on `data_dir` with `extra` flags, and waits until it is ready.
     pub async fn start(data_dir: &Path, extra: &[String]) -> anyhow::Result<ServerProcess> {
         let (grpc, http, query, tempo) = (free_port()?, free_port()?, free_port()?, free_port()?);
-        let sampling = free_port()?;
+        let (sampling, zipkin) = (free_port()?, free_port()?);
         let child = Command::new(std::env::current_exe()?)
             .arg("serve")
             .arg("--data-dir")
@@ -31,6 +31,7 @@ impl ServerProcess {
             .args(["--query-addr", &query.to_string()])
             .args(["--tempo-addr", &tempo.to_string()])
             .args(["--sampling-addr", &sampling.to_string()])
+            .args(["--zipkin-addr", &zipkin.to_string()])
             .args(extra)
             .env("OSPREY_LOG", "warn")
             .stdin(Stdio::null())

@@ -1,0 +1,348 @@
+//! Zipkin's v2 query API (openzipkin/zipkin-api `zipkin2-api.yaml`), what the Zipkin UI (zipkin-lens)
+//! calls, on the Zipkin port beside its span intake: services, span names, remote services, trace
+//! search, traces by id, dependencies and autocomplete. Spans from every protocol answer, mapped
+//! as `osprey_model::zipkin` maps them; errors are Zipkin's: a status with the reason as text.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use osprey_model::zipkin::{self, ZipkinSpan};
+use osprey_model::TraceId;
+use osprey_query::traceql::{
+    Attribute, CompareOp, FieldExpr, Intrinsic, Scope, SpansetExpr, Value,
+};
+use osprey_query::TraceqlSearch;
+
+use crate::params::{self, Params};
+use crate::{ApiState, ErrorForm};
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/api/v2/services", get(services))
+        .route("/api/v2/spans", get(span_names))
+        .route("/api/v2/remoteServices", get(remote_services))
+        .route("/api/v2/traces", get(traces))
+        .route("/api/v2/trace/{trace_id}", get(trace))
+        .route("/api/v2/traceMany", get(trace_many))
+        .route("/api/v2/dependencies", get(dependencies))
+        .route("/api/v2/autocompleteKeys", get(autocomplete_keys))
+        .route("/api/v2/autocompleteValues", get(autocomplete_values))
+}
+
+/// Zipkin's error form: the status and the reason as plain text.
+struct ZipkinError;
+
+impl ErrorForm for ZipkinError {
+    fn error(status: StatusCode, message: String) -> Response {
+        (status, message).into_response()
+    }
+}
+
+const DAY_NS: u64 = 86_400_000_000_000;
+
+/// Zipkin's default number of traces a search returns.
+const DEFAULT_LIMIT: usize = 10;
+
+/// `endTs` (unix ms, default now) and `lookback` (ms, default a day) as a window in nanoseconds.
+fn window(p: &Params) -> Result<(u64, u64), String> {
+    let end = p
+        .parsed(&["endTs"], params::millis)?
+        .unwrap_or(params::now_ns());
+    let lookback = p.parsed(&["lookback"], params::millis)?.unwrap_or(DAY_NS);
+    Ok((end.saturating_sub(lookback), end))
+}
+
+fn attribute(scope: Scope, name: &str) -> FieldExpr {
+    FieldExpr::Attribute(Attribute {
+        scope,
+        parent: false,
+        name: name.to_string(),
+    })
+}
+
+fn equals(field: FieldExpr, value: &str) -> FieldExpr {
+    FieldExpr::Compare(
+        CompareOp::Eq,
+        Box::new(field),
+        Box::new(FieldExpr::Static(Value::Str(value.to_string()))),
+    )
+}
+
+fn service_is(service: &str) -> FieldExpr {
+    equals(attribute(Scope::Resource, "service.name"), service)
+}
+
+/// The conditions of one `annotationQuery` term: `key=value` a tag, a bare word a tag's key or an
+/// annotation (`error` also an ERROR status, which is how a Zipkin `error` tag is stored).
+fn annotation_term(term: &str) -> FieldExpr {
+    match term.split_once('=') {
+        Some((key, value)) if key == "error" => FieldExpr::Or(
+            Box::new(equals(attribute(Scope::Any, key), value)),
+            Box::new(status_error()),
+        ),
+        Some((key, value)) => equals(attribute(Scope::Any, key), value),
+        None => {
+            let tag = FieldExpr::Exists(Box::new(attribute(Scope::Any, term)));
+            let annotation = equals(FieldExpr::Intrinsic(Intrinsic::EventName), term);
+            let either = FieldExpr::Or(Box::new(tag), Box::new(annotation));
+            if term == "error" {
+                FieldExpr::Or(Box::new(either), Box::new(status_error()))
+            } else {
+                either
+            }
+        }
+    }
+}
+
+fn status_error() -> FieldExpr {
+    FieldExpr::Compare(
+        CompareOp::Eq,
+        Box::new(FieldExpr::Intrinsic(Intrinsic::Status)),
+        Box::new(FieldExpr::Static(Value::Status(2))),
+    )
+}
+
+fn duration_bound(op: CompareOp, micros: u64) -> FieldExpr {
+    FieldExpr::Compare(
+        op,
+        Box::new(FieldExpr::Intrinsic(Intrinsic::Duration)),
+        Box::new(FieldExpr::Static(Value::Duration(
+            micros.saturating_mul(1000) as i64,
+        ))),
+    )
+}
+
+/// A trace search as a TraceQL spanset filter: one span meets every condition.
+fn search(p: &Params) -> Result<TraceqlSearch, String> {
+    let mut conditions = Vec::new();
+    if let Some(service) = p.get(&["serviceName"]).filter(|s| !s.is_empty()) {
+        conditions.push(service_is(service));
+    }
+    if let Some(name) = p
+        .get(&["spanName"])
+        .filter(|s| !s.is_empty() && *s != "all")
+    {
+        conditions.push(equals(FieldExpr::Intrinsic(Intrinsic::Name), name));
+    }
+    if let Some(remote) = p.get(&["remoteServiceName"]).filter(|s| !s.is_empty()) {
+        conditions.push(equals(attribute(Scope::Span, "peer.service"), remote));
+    }
+    if let Some(query) = p.get(&["annotationQuery"]) {
+        for term in query
+            .split(" and ")
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            conditions.push(annotation_term(term));
+        }
+    }
+    if let Some(min) = p.parsed(&["minDuration"], params::unsigned)? {
+        conditions.push(duration_bound(CompareOp::Ge, min));
+    }
+    if let Some(max) = p.parsed(&["maxDuration"], params::unsigned)? {
+        conditions.push(duration_bound(CompareOp::Le, max));
+    }
+    let filter = conditions
+        .into_iter()
+        .reduce(|a, b| FieldExpr::And(Box::new(a), Box::new(b)))
+        .unwrap_or(FieldExpr::Static(Value::Bool(true)));
+    let (start_ns, end_ns) = window(p)?;
+    Ok(TraceqlSearch {
+        expr: SpansetExpr::Filter(filter),
+        start_ns,
+        end_ns,
+        limit: p
+            .parsed(&["limit"], params::unsigned)?
+            .map_or(DEFAULT_LIMIT, |l| l.max(1) as usize),
+        spans_per_spanset: 1,
+    })
+}
+
+async fn services(State(state): State<ApiState>) -> Response {
+    Json(state.run("zipkin services", |q| q.services()).await).into_response()
+}
+
+fn service_param(query: Option<&str>) -> Result<String, String> {
+    Params::parse(query)?
+        .get(&["serviceName"])
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| "serviceName is required".to_string())
+}
+
+async fn span_names(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
+    let service = match service_param(query.as_deref()) {
+        Ok(service) => service,
+        Err(e) => return ZipkinError::bad_request(e),
+    };
+    let operations = state
+        .run("zipkin spans", move |q| q.operations(&service, None))
+        .await;
+    let mut names: Vec<String> = operations.into_iter().map(|(name, _)| name).collect();
+    names.sort();
+    names.dedup();
+    Json(names).into_response()
+}
+
+/// The values of span attribute `key` among the spans of `filter` in the last day.
+async fn span_attribute_values(
+    state: &ApiState,
+    key: String,
+    filter: Option<FieldExpr>,
+) -> Result<Vec<String>, Response> {
+    let now = params::now_ns();
+    let values = state
+        .run("zipkin values", move |q| {
+            q.tag_values(
+                (now.saturating_sub(DAY_NS), now),
+                &attribute(Scope::Span, &key),
+                filter.map(SpansetExpr::Filter).as_ref(),
+            )
+        })
+        .await
+        .map_err(ZipkinError::internal)?;
+    let mut texts: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+    texts.sort();
+    texts.dedup();
+    Ok(texts)
+}
+
+async fn remote_services(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
+    let service = match service_param(query.as_deref()) {
+        Ok(service) => service,
+        Err(e) => return ZipkinError::bad_request(e),
+    };
+    match span_attribute_values(&state, "peer.service".into(), Some(service_is(&service))).await {
+        Ok(values) => Json(values).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// Traces as Zipkin lists them: each a list of spans.
+async fn traces_of(state: &ApiState, ids: Vec<TraceId>) -> Result<Vec<Vec<ZipkinSpan>>, Response> {
+    state
+        .run("zipkin traces", move |q| {
+            let mut traces = Vec::new();
+            for id in ids {
+                if let Some(spans) = q.trace(&id)? {
+                    traces.push(zipkin::trace(&spans));
+                }
+            }
+            Ok(traces)
+        })
+        .await
+        .map_err(ZipkinError::internal)
+}
+
+async fn traces(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
+    let request = match Params::parse(query.as_deref()).and_then(|p| search(&p)) {
+        Ok(request) => request,
+        Err(e) => return ZipkinError::bad_request(e),
+    };
+    let found = state
+        .run("zipkin search", move |q| q.traceql_search(&request))
+        .await;
+    let ids = match found {
+        Ok((matches, _)) => matches.into_iter().map(|m| m.trace_id).collect(),
+        Err(e) => return ZipkinError::internal(e),
+    };
+    match traces_of(&state, ids).await {
+        Ok(traces) => Json(traces).into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn trace(State(state): State<ApiState>, Path(trace_id): Path<String>) -> Response {
+    let id = match params::trace_id(&trace_id) {
+        Ok(id) => id,
+        Err(e) => return ZipkinError::bad_request(e),
+    };
+    match traces_of(&state, vec![id]).await {
+        Ok(mut traces) if !traces.is_empty() => Json(traces.remove(0)).into_response(),
+        Ok(_) => ZipkinError::not_found(&format!("{} not found", id.to_hex())),
+        Err(response) => response,
+    }
+}
+
+async fn trace_many(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
+    let ids = Params::parse(query.as_deref()).and_then(|p| {
+        let list = p.get(&["traceIds"]).unwrap_or_default();
+        let ids = list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(params::trace_id)
+            .collect::<Result<Vec<_>, _>>()?;
+        if ids.is_empty() {
+            return Err("traceIds parameter is empty".to_string());
+        }
+        Ok(ids)
+    });
+    match ids {
+        Ok(ids) => match traces_of(&state, ids).await {
+            Ok(traces) => Json(traces).into_response(),
+            Err(response) => response,
+        },
+        Err(e) => ZipkinError::bad_request(e),
+    }
+}
+
+async fn dependencies(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
+    let (start, end) = match Params::parse(query.as_deref()).and_then(|p| {
+        p.get(&["endTs"]).ok_or("endTs is required")?;
+        window(&p)
+    }) {
+        Ok(w) => w,
+        Err(e) => return ZipkinError::bad_request(e),
+    };
+    match state
+        .run("zipkin dependencies", move |q| q.service_graph(start, end))
+        .await
+    {
+        Ok(graph) => Json(
+            graph
+                .edges
+                .iter()
+                .map(|e| {
+                    json!({"parent": e.parent, "child": e.child, "callCount": e.calls,
+                           "errorCount": e.errors})
+                })
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(e) => ZipkinError::internal(e),
+    }
+}
+
+async fn autocomplete_keys(State(state): State<ApiState>) -> Response {
+    let now = params::now_ns();
+    match state
+        .run("zipkin keys", move |q| {
+            q.tag_names((now.saturating_sub(DAY_NS), now), None)
+        })
+        .await
+    {
+        Ok(names) => Json(names.get("span").cloned().unwrap_or_default()).into_response(),
+        Err(e) => ZipkinError::internal(e),
+    }
+}
+
+async fn autocomplete_values(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
+    let key = match Params::parse(query.as_deref()).and_then(|p| {
+        p.get(&["key"])
+            .filter(|k| !k.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| "key is required".to_string())
+    }) {
+        Ok(key) => key,
+        Err(e) => return ZipkinError::bad_request(e),
+    };
+    match span_attribute_values(&state, key, None).await {
+        Ok(values) => Json(values).into_response(),
+        Err(response) => response,
+    }
+}
