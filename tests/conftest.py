@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 OSPREY_BIN = Path(os.environ.get("OSPREY_BIN", ROOT / "target" / "debug" / "osprey"))
 
 
-def free_port():
-    with socket.socket() as s:
+def free_port(kind=socket.SOCK_STREAM):
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
@@ -31,6 +31,9 @@ class Osprey:
         self.extra_args = list(extra_args)
         self.grpc_port, self.http_port, self.query_port = free_port(), free_port(), free_port()
         self.tempo_port, self.sampling_port, self.zipkin_port = free_port(), free_port(), free_port()
+        self.jaeger_http_port = free_port()
+        self.jaeger_compact_port = free_port(socket.SOCK_DGRAM)
+        self.jaeger_binary_port = free_port(socket.SOCK_DGRAM)
         self.process = None
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
 
@@ -70,6 +73,9 @@ class Osprey:
                 "--tempo-addr", f"127.0.0.1:{self.tempo_port}",
                 "--sampling-addr", f"127.0.0.1:{self.sampling_port}",
                 "--zipkin-addr", f"127.0.0.1:{self.zipkin_port}",
+                "--jaeger-http-addr", f"127.0.0.1:{self.jaeger_http_port}",
+                "--jaeger-compact-addr", f"127.0.0.1:{self.jaeger_compact_port}",
+                "--jaeger-binary-addr", f"127.0.0.1:{self.jaeger_binary_port}",
                 *self.extra_args,
             ],
             stdout=log,

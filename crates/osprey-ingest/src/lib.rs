@@ -1,11 +1,15 @@
-//! Osprey's receivers: OTLP over gRPC and HTTP, and Zipkin's span intake, feeding one [`Ingester`] that validates spans, applies
+//! Osprey's receivers: OTLP over gRPC and HTTP, Zipkin's span intake and Jaeger's thrift (HTTP and
+//! UDP), feeding one [`Ingester`] that validates spans, applies
 //! the limits that keep memory bounded, and stores what it accepts.
 
 mod http_receive;
+pub mod jaeger_receivers;
+mod jaeger_thrift;
 pub mod metrics;
 pub mod otlp_grpc;
 pub mod otlp_http;
 mod pipeline;
+mod thrift;
 mod validate;
 pub mod zipkin_http;
 

@@ -11,6 +11,7 @@ use osprey_model::otlp_json;
 use osprey_model::zipkin::{self, ZipkinSpan};
 use osprey_store::{validate_tenant, AppendError, Tenants, DEFAULT_TENANT};
 
+use crate::jaeger_thrift;
 use crate::metrics::IngestMetrics;
 use crate::validate;
 
@@ -27,6 +28,10 @@ pub enum Format {
     ZipkinJson,
     /// A Zipkin v2 protobuf `ListOfSpans`.
     ZipkinProto,
+    /// A Jaeger thrift `Batch` in the binary protocol (HTTP).
+    JaegerBatch,
+    /// A Jaeger agent `emitBatch` message (UDP), compact (`true`) or binary protocol.
+    JaegerAgent { compact: bool },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -318,6 +323,12 @@ fn decode(
             let spans: Vec<ZipkinSpan> = serde_json::from_slice(&body)
                 .map_err(|e| IngestError::Malformed(format!("invalid Zipkin JSON: {e}")))?;
             zipkin::to_request(spans).map_err(IngestError::Malformed)?
+        }
+        Format::JaegerBatch => {
+            jaeger_thrift::decode_batch(&body).map_err(IngestError::Malformed)?
+        }
+        Format::JaegerAgent { compact } => {
+            jaeger_thrift::decode_agent_message(&body, compact).map_err(IngestError::Malformed)?
         }
         Format::ZipkinProto => {
             let list = zipkin::proto::ListOfSpans::decode(body.clone())

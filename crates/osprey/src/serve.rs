@@ -51,6 +51,24 @@ pub struct ServeArgs {
     /// query API, what Zipkin clients and the Zipkin UI use.
     #[arg(long, env = "OSPREY_ZIPKIN_ADDR", default_value = "0.0.0.0:9411")]
     pub zipkin_addr: SocketAddr,
+    /// Jaeger thrift over HTTP listen address (`POST /api/traces`, what jaeger-client libraries
+    /// send to a collector).
+    #[arg(long, env = "OSPREY_JAEGER_HTTP_ADDR", default_value = "0.0.0.0:14268")]
+    pub jaeger_http_addr: SocketAddr,
+    /// Jaeger agent UDP address, compact thrift (what jaeger-client libraries send by default).
+    #[arg(
+        long,
+        env = "OSPREY_JAEGER_COMPACT_ADDR",
+        default_value = "0.0.0.0:6831"
+    )]
+    pub jaeger_compact_addr: SocketAddr,
+    /// Jaeger agent UDP address, binary thrift.
+    #[arg(
+        long,
+        env = "OSPREY_JAEGER_BINARY_ADDR",
+        default_value = "0.0.0.0:6832"
+    )]
+    pub jaeger_binary_addr: SocketAddr,
     /// Jaeger remote sampling listen address (`GET /sampling?service=`, where SDKs' remote samplers
     /// ask, Jaeger's agent port).
     #[arg(long, env = "OSPREY_SAMPLING_ADDR", default_value = "0.0.0.0:5778")]
@@ -207,6 +225,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let api = osprey_api::router(api_state.clone(), strategies.clone());
     let tempo = osprey_api::tempo_router(api_state.clone());
     let sampling = osprey_api::sampling_router(strategies);
+    let jaeger_http = osprey_ingest::jaeger_receivers::http_router(ingester.clone()).layer(
+        tower::limit::GlobalConcurrencyLimitLayer::new(args.max_concurrent_requests),
+    );
+    let udp_ingester = ingester.clone();
     let zipkin = osprey_ingest::zipkin_http::router(ingester.clone())
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             args.max_concurrent_requests,
@@ -217,6 +239,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let tempo_listener = bind(args.tempo_addr, "Tempo API").await?;
     let sampling_listener = bind(args.sampling_addr, "Jaeger remote sampling").await?;
     let zipkin_listener = bind(args.zipkin_addr, "Zipkin").await?;
+    let jaeger_http_listener = bind(args.jaeger_http_addr, "Jaeger thrift HTTP").await?;
+    let jaeger_compact = bind_udp(args.jaeger_compact_addr, "Jaeger agent (compact)").await?;
+    let jaeger_binary = bind_udp(args.jaeger_binary_addr, "Jaeger agent (binary)").await?;
     let http_listener = bind(args.otlp_http_addr, "OTLP/HTTP").await?;
     let grpc_listener = bind(args.otlp_grpc_addr, "OTLP/gRPC").await?;
 
@@ -254,6 +279,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .context("Zipkin server")
         },
         async {
+            axum::serve(jaeger_http_listener.tap_io(no_delay), jaeger_http)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+                .context("Jaeger thrift HTTP server")
+        },
+        async {
+            use osprey_ingest::jaeger_receivers::serve_udp;
+            tokio::select! {
+                _ = serve_udp(jaeger_compact, udp_ingester.clone(), true) => {}
+                _ = serve_udp(jaeger_binary, udp_ingester, false) => {}
+                _ = shutdown_signal() => {}
+            }
+            anyhow::Ok(())
+        },
+        async {
             axum::serve(sampling_listener.tap_io(no_delay), sampling)
                 .with_graceful_shutdown(shutdown_signal())
                 .await
@@ -283,6 +323,14 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("binding the {what} port {addr}"))?;
     tracing::info!(%addr, "{what} listening");
     Ok(listener)
+}
+
+async fn bind_udp(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::UdpSocket> {
+    let socket = tokio::net::UdpSocket::bind(addr)
+        .await
+        .with_context(|| format!("binding the {what} port {addr}"))?;
+    tracing::info!(%addr, "{what} listening (UDP)");
+    Ok(socket)
 }
 
 /// Resolves on SIGINT or SIGTERM.

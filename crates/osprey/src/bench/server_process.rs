@@ -17,11 +17,16 @@ fn free_port() -> anyhow::Result<SocketAddr> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
+fn free_udp_port() -> anyhow::Result<SocketAddr> {
+    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?)
+}
+
 impl ServerProcess {
     /// Starts this same binary as `serve` on `data_dir` with `extra` flags, and waits until it is ready.
     pub async fn start(data_dir: &Path, extra: &[String]) -> anyhow::Result<ServerProcess> {
         let (grpc, http, query, tempo) = (free_port()?, free_port()?, free_port()?, free_port()?);
-        let (sampling, zipkin) = (free_port()?, free_port()?);
+        let (sampling, zipkin, jaeger_http) = (free_port()?, free_port()?, free_port()?);
+        let (jaeger_compact, jaeger_binary) = (free_udp_port()?, free_udp_port()?);
         let child = Command::new(std::env::current_exe()?)
             .arg("serve")
             .arg("--data-dir")
@@ -32,6 +37,9 @@ impl ServerProcess {
             .args(["--tempo-addr", &tempo.to_string()])
             .args(["--sampling-addr", &sampling.to_string()])
             .args(["--zipkin-addr", &zipkin.to_string()])
+            .args(["--jaeger-http-addr", &jaeger_http.to_string()])
+            .args(["--jaeger-compact-addr", &jaeger_compact.to_string()])
+            .args(["--jaeger-binary-addr", &jaeger_binary.to_string()])
             .args(extra)
             .env("OSPREY_LOG", "warn")
             .stdin(Stdio::null())
