@@ -4,7 +4,7 @@
 
 mod http_receive;
 pub mod jaeger_receivers;
-mod jaeger_thrift;
+pub mod jaeger_thrift;
 pub mod metrics;
 pub mod otlp_grpc;
 pub mod otlp_http;

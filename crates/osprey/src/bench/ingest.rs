@@ -16,6 +16,7 @@ use tonic::{Code, Status};
 
 use osprey_model::otlp::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 
+use super::protocols::{http_load, Protocol};
 use super::report::{percentile, thousands};
 use super::server_process::{cpu_time, dir_bytes, memory_bytes, ServerProcess};
 use super::tracegen::{self, Shape, Template};
@@ -52,17 +53,22 @@ pub struct IngestArgs {
     /// Print progress (rate, server memory, data directory size) this often, in seconds.
     #[arg(long, default_value_t = 30)]
     report_seconds: u64,
+    /// What the spans are sent as: OTLP/gRPC, Zipkin JSON or Jaeger thrift over HTTP (for
+    /// `jaeger`, one service a request, as a jaeger-client process sends: use `--services 1`).
+    /// With --endpoint, Zipkin and Jaeger take the base URL of the port (http://host:9411).
+    #[arg(long, value_enum, default_value_t = Protocol::Otlp)]
+    protocol: Protocol,
 }
 
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 #[derive(Default)]
-struct ClientStats {
-    latencies: Vec<Duration>,
-    accepted_spans: u64,
-    throttled: u64,
-    failed: u64,
-    last_error: Option<Status>,
+pub(super) struct ClientStats {
+    pub(super) latencies: Vec<Duration>,
+    pub(super) accepted_spans: u64,
+    pub(super) throttled: u64,
+    pub(super) failed: u64,
+    pub(super) last_error: Option<Status>,
 }
 
 pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
@@ -90,10 +96,21 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
         mean_bytes / shape.spans_per_request.max(1)
     );
 
-    let requests: Vec<Bytes> = templates.iter().map(|t| t.instance(0)).collect();
-    let decode_rate = decode_only_rate(&requests, shape.spans_per_request);
+    // The bodies sent, in the protocol's encoding (OTLP's get other trace ids on every send; the
+    // others cycle through these, so their later sends repeat span ids: the same work to store).
+    let bodies: Vec<(Bytes, u64)> = templates
+        .iter()
+        .map(|t| {
+            let request = ExportTraceServiceRequest::decode(t.instance(0)).expect("generated");
+            let body = args.protocol.encode(&request);
+            let spans = args.protocol.decode(&body) as u64;
+            (body, spans)
+        })
+        .collect();
+    let decode_rate = decode_only_rate(args.protocol, &bodies);
     println!(
-        "decode only (prost, one core): {} spans/s",
+        "decode only ({:?}, one core): {} spans/s",
+        args.protocol,
         thousands(decode_rate as u64)
     );
 
@@ -103,7 +120,11 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
         None => {
             let dir = args.data_dir.clone().unwrap_or_else(|| temp_dir.clone());
             let server = ServerProcess::start(&dir, &args.server_arg).await?;
-            let endpoint = format!("http://{}", server.grpc);
+            let endpoint = match args.protocol {
+                Protocol::Otlp => format!("http://{}", server.grpc),
+                Protocol::Zipkin => format!("http://{}", server.zipkin),
+                Protocol::Jaeger => format!("http://{}", server.jaeger_http),
+            };
             (Some(server), endpoint)
         }
     };
@@ -116,7 +137,21 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
         args.data_dir.clone().unwrap_or_else(|| temp_dir.clone()),
         Duration::from_secs(args.report_seconds.max(1)),
     ));
-    let result = load(&args, Arc::new(templates), &endpoint, &accepted_so_far).await;
+    let result = match args.protocol {
+        Protocol::Otlp => load(&args, Arc::new(templates), &endpoint, &accepted_so_far).await,
+        protocol => {
+            let bodies = Arc::new(bodies);
+            http_load(
+                protocol,
+                &endpoint,
+                bodies,
+                args.clients,
+                args.seconds,
+                &accepted_so_far,
+            )
+            .await
+        }
+    };
     reporter.abort();
     let own_cpu = cpu_time("/proc/self/stat")? - own_cpu_before;
     let server_cpu = match (&server, server_cpu_before) {
@@ -269,16 +304,14 @@ async fn load(
     Ok((stats, started.elapsed()))
 }
 
-/// Spans per second prost decodes on one core, over the same requests.
-fn decode_only_rate(requests: &[Bytes], spans_per_request: usize) -> f64 {
+/// Spans per second the receiver's decoding (and mapping to OTLP) gets through on one core, over
+/// the same bodies.
+fn decode_only_rate(protocol: Protocol, bodies: &[(Bytes, u64)]) -> f64 {
     let started = Instant::now();
     let mut decoded = 0usize;
     while started.elapsed() < Duration::from_secs(2) {
-        for request in requests {
-            let message =
-                ExportTraceServiceRequest::decode(request.clone()).expect("valid request");
-            decoded +=
-                std::hint::black_box(message).resource_spans.len().min(1) * spans_per_request;
+        for (body, _) in bodies {
+            decoded += std::hint::black_box(protocol.decode(body));
         }
     }
     decoded as f64 / started.elapsed().as_secs_f64()

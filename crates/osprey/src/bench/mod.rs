@@ -3,6 +3,7 @@
 
 mod block;
 mod ingest;
+mod protocols;
 mod report;
 mod server_process;
 mod store;

@@ -11,6 +11,8 @@ use anyhow::{bail, Context};
 pub struct ServerProcess {
     child: Child,
     pub grpc: SocketAddr,
+    pub zipkin: SocketAddr,
+    pub jaeger_http: SocketAddr,
 }
 
 fn free_port() -> anyhow::Result<SocketAddr> {
@@ -45,7 +47,12 @@ impl ServerProcess {
             .stdin(Stdio::null())
             .spawn()
             .context("starting the osprey server")?;
-        let mut server = ServerProcess { child, grpc };
+        let mut server = ServerProcess {
+            child,
+            grpc,
+            zipkin,
+            jaeger_http,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok((200, _)) = crate::client::get(&format!("http://{query}/ready")).await {
