@@ -31,7 +31,7 @@ class Osprey:
         self.extra_args = list(extra_args)
         self.grpc_port, self.http_port, self.query_port = free_port(), free_port(), free_port()
         self.tempo_port, self.sampling_port, self.zipkin_port = free_port(), free_port(), free_port()
-        self.jaeger_http_port = free_port()
+        self.jaeger_http_port, self.jaeger_grpc_port = free_port(), free_port()
         self.jaeger_compact_port = free_port(socket.SOCK_DGRAM)
         self.jaeger_binary_port = free_port(socket.SOCK_DGRAM)
         self.process = None
@@ -74,6 +74,7 @@ class Osprey:
                 "--sampling-addr", f"127.0.0.1:{self.sampling_port}",
                 "--zipkin-addr", f"127.0.0.1:{self.zipkin_port}",
                 "--jaeger-http-addr", f"127.0.0.1:{self.jaeger_http_port}",
+                "--jaeger-grpc-addr", f"127.0.0.1:{self.jaeger_grpc_port}",
                 "--jaeger-compact-addr", f"127.0.0.1:{self.jaeger_compact_port}",
                 "--jaeger-binary-addr", f"127.0.0.1:{self.jaeger_binary_port}",
                 *self.extra_args,

@@ -64,13 +64,13 @@ def test_osprey_statefulset():
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
-    assert {p["containerPort"] for p in container["ports"]} == {4317, 4318, 16686, 3200, 5778, 9411, 14268, 6831, 6832}
+    assert {p["containerPort"] for p in container["ports"]} == {4317, 4318, 16686, 3200, 5778, 9411, 14268, 6831, 6832, 16685}
     [mount] = container["volumeMounts"]
     config = find(resources, "ConfigMap", "osprey-config")
     assert config["data"]["OSPREY_DATA_DIR"] == mount["mountPath"]
     assert osprey["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == mount["name"]
     service = find(resources, "Service", "osprey")
-    assert {p["port"] for p in service["spec"]["ports"]} == {4317, 4318, 16686, 3200, 5778, 9411, 14268, 6831, 6832}
+    assert {p["port"] for p in service["spec"]["ports"]} == {4317, 4318, 16686, 3200, 5778, 9411, 14268, 6831, 6832, 16685}
 
 
 def test_demo_overlay_deploys_every_service_exporting_to_osprey():

@@ -69,6 +69,9 @@ def test_v3_services_operations_and_search(osprey):
                        "spanCount": 1, "errorSpanCount": 1,
                        "services": [{"name": "gateway", "spanCount": 1, "errorSpanCount": 1}]}
 
+    dependencies = osprey.get("/api/v3/dependencies?start_time=2025-06-15T00:00:00Z&end_time=2025-06-16T00:00:00Z").json()
+    assert dependencies == {"dependencies": [{"parent": "gateway", "child": "payments", "callCount": "2"}]}
+
     traces = osprey.get(f"/api/v3/traces?{WINDOW}&query.service_name=payments&query.duration_min=1s").json()
     trace_ids = {s["traceId"] for rs in traces["result"]["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]}
     assert trace_ids == {slow}

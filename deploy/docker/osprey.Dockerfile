@@ -14,6 +14,6 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
 COPY --from=build /src/target/release/osprey /usr/local/bin/osprey
 USER 65532:65532
 VOLUME /var/lib/osprey
-EXPOSE 4317 4318 16686 3200 5778 9411 14268 6831/udp 6832/udp
+EXPOSE 4317 4318 16686 16685 3200 5778 9411 14268 6831/udp 6832/udp
 ENTRYPOINT ["/usr/local/bin/osprey"]
 CMD ["serve", "--data-dir", "/var/lib/osprey"]

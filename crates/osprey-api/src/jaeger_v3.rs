@@ -24,6 +24,39 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/v3/traces", get(search))
         .route("/api/v3/traces/{trace_id}", get(trace))
         .route("/api/v3/trace-summaries", get(summaries))
+        .route("/api/v3/dependencies", get(dependencies))
+}
+
+/// `start_time` and `end_time` (RFC 3339; default: the day before now), answered as the
+/// gateway writes `DependenciesResponse` (`callCount` a uint64, so a string).
+async fn dependencies(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
+    let window = Params::parse(query.as_deref()).and_then(|p| {
+        let end = p
+            .parsed(&keys("end_time", "endTime"), params::rfc3339)?
+            .unwrap_or(params::now_ns());
+        let start = p
+            .parsed(&keys("start_time", "startTime"), params::rfc3339)?
+            .unwrap_or(end.saturating_sub(86_400_000_000_000));
+        Ok((start, end))
+    });
+    let (start, end) = match window {
+        Ok(w) => w,
+        Err(e) => return V3::bad_request(e),
+    };
+    match state
+        .run("dependencies", move |q| q.service_graph(start, end))
+        .await
+    {
+        Ok(graph) => {
+            let dependencies: Vec<_> = graph
+                .edges
+                .iter()
+                .map(|e| json!({"parent": e.parent, "child": e.child, "callCount": e.calls.to_string()}))
+                .collect();
+            Json(json!({ "dependencies": dependencies })).into_response()
+        }
+        Err(e) => V3::internal(e),
+    }
 }
 
 /// `{"result": {"resourceSpans": [...]}}`, serialised straight from the OTLP messages.

@@ -3,6 +3,7 @@
 //! UI, health probes and Prometheus metrics. The Tempo port (3200): Grafana Tempo's HTTP API. The
 //! Zipkin port (9411): Zipkin's query API. The sampling port (5778): Jaeger remote sampling.
 
+mod jaeger_grpc;
 mod jaeger_monitor;
 mod jaeger_v1;
 mod jaeger_v3;
@@ -24,6 +25,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+pub use jaeger_grpc::QueryService as JaegerQueryService;
 use osprey_query::Query;
 use osprey_store::{validate_tenant, Tenants, DEFAULT_TENANT};
 pub use sampling::SamplingStrategies;

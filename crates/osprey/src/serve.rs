@@ -51,6 +51,10 @@ pub struct ServeArgs {
     /// query API, what Zipkin clients and the Zipkin UI use.
     #[arg(long, env = "OSPREY_ZIPKIN_ADDR", default_value = "0.0.0.0:9411")]
     pub zipkin_addr: SocketAddr,
+    /// Jaeger api_v3 over gRPC listen address (`jaeger.api_v3.QueryService`: Jaeger's tools,
+    /// Grafana's Jaeger data source).
+    #[arg(long, env = "OSPREY_JAEGER_GRPC_ADDR", default_value = "0.0.0.0:16685")]
+    pub jaeger_grpc_addr: SocketAddr,
     /// Jaeger thrift over HTTP listen address (`POST /api/traces`, what jaeger-client libraries
     /// send to a collector).
     #[arg(long, env = "OSPREY_JAEGER_HTTP_ADDR", default_value = "0.0.0.0:14268")]
@@ -240,6 +244,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let sampling_listener = bind(args.sampling_addr, "Jaeger remote sampling").await?;
     let zipkin_listener = bind(args.zipkin_addr, "Zipkin").await?;
     let jaeger_http_listener = bind(args.jaeger_http_addr, "Jaeger thrift HTTP").await?;
+    let jaeger_grpc_listener = bind(args.jaeger_grpc_addr, "Jaeger api_v3 gRPC").await?;
     let jaeger_compact = bind_udp(args.jaeger_compact_addr, "Jaeger agent (compact)").await?;
     let jaeger_binary = bind_udp(args.jaeger_binary_addr, "Jaeger agent (binary)").await?;
     let http_listener = bind(args.otlp_http_addr, "OTLP/HTTP").await?;
@@ -256,6 +261,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .serve_with_incoming_shutdown(
             // Without TCP_NODELAY, small response frames wait out delayed ACKs (~40 ms per export).
             tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
+            shutdown_signal(),
+        );
+    let jaeger_grpc = tonic::transport::Server::builder()
+        .add_service(osprey_api::JaegerQueryService::new(api_state.clone()))
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(jaeger_grpc_listener)
+                .with_nodelay(Some(true)),
             shutdown_signal(),
         );
     tracing::info!("osprey is ready");
@@ -306,6 +318,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .context("OTLP/HTTP server")
         },
         async { grpc.await.context("OTLP/gRPC server") },
+        async { jaeger_grpc.await.context("Jaeger api_v3 gRPC server") },
     )?;
     tracing::info!("osprey stopped");
     Ok(())

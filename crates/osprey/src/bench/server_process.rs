@@ -28,6 +28,7 @@ impl ServerProcess {
     pub async fn start(data_dir: &Path, extra: &[String]) -> anyhow::Result<ServerProcess> {
         let (grpc, http, query, tempo) = (free_port()?, free_port()?, free_port()?, free_port()?);
         let (sampling, zipkin, jaeger_http) = (free_port()?, free_port()?, free_port()?);
+        let jaeger_grpc = free_port()?;
         let (jaeger_compact, jaeger_binary) = (free_udp_port()?, free_udp_port()?);
         let child = Command::new(std::env::current_exe()?)
             .arg("serve")
@@ -40,6 +41,7 @@ impl ServerProcess {
             .args(["--sampling-addr", &sampling.to_string()])
             .args(["--zipkin-addr", &zipkin.to_string()])
             .args(["--jaeger-http-addr", &jaeger_http.to_string()])
+            .args(["--jaeger-grpc-addr", &jaeger_grpc.to_string()])
             .args(["--jaeger-compact-addr", &jaeger_compact.to_string()])
             .args(["--jaeger-binary-addr", &jaeger_binary.to_string()])
             .args(extra)
