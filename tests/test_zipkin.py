@@ -93,6 +93,9 @@ def test_shared_client_and_server_halves_stay_two_spans(osprey):
     spans = [
         {"traceId": "00000000000000aa", "id": "00000000000000bb", "kind": "CLIENT", "name": "get /pay",
          "timestamp": 1_750_000_000_000_000, "duration": 5000, "localEndpoint": {"serviceName": "orders"}},
+        # The server's own child, reported before the server half, naming the shared id.
+        {"traceId": "00000000000000aa", "id": "00000000000000cc", "parentId": "00000000000000bb", "name": "select",
+         "timestamp": 1_750_000_000_002_000, "duration": 1000, "localEndpoint": {"serviceName": "payments"}},
         {"traceId": "00000000000000aa", "id": "00000000000000bb", "kind": "SERVER", "name": "get /pay",
          "shared": True, "timestamp": 1_750_000_000_001_000, "duration": 3000,
          "localEndpoint": {"serviceName": "payments"}},
@@ -102,13 +105,22 @@ def test_shared_client_and_server_halves_stay_two_spans(osprey):
     assert response.status_code == 202, response.text
     # Zipkin answers both halves as sent: one id, the server half shared.
     back = zipkin(osprey, "/api/v2/trace/00000000000000aa")
-    assert sorted((s["kind"], s["id"], s.get("shared", False)) for s in back) == [
-        ("CLIENT", "00000000000000bb", False), ("SERVER", "00000000000000bb", True)]
-    # Jaeger's API shows them as caller and callee.
+    assert back[0]["traceId"] == "00000000000000aa", "64-bit trace ids come back as sent"
+    assert sorted((s.get("kind", ""), s["id"], s.get("shared", False)) for s in back) == [
+        ("", "00000000000000cc", False), ("CLIENT", "00000000000000bb", False), ("SERVER", "00000000000000bb", True)]
+    # Jaeger's API shows caller, callee and the callee's child in a line.
     jaeger = osprey.get("/api/traces/000000000000000000000000000000aa").json()["data"][0]
-    by_service = {jaeger["processes"][s["processID"]]["serviceName"]: s for s in jaeger["spans"]}
-    assert by_service["payments"]["references"][0]["spanID"] == by_service["orders"]["spanID"]
-    assert by_service["payments"]["spanID"] != by_service["orders"]["spanID"]
+    by_name = {(jaeger["processes"][s["processID"]]["serviceName"], s["operationName"]): s for s in jaeger["spans"]}
+    client, server, child = by_name[("orders", "get /pay")], by_name[("payments", "get /pay")], by_name[("payments", "select")]
+    assert server["references"][0]["spanID"] == client["spanID"] != server["spanID"]
+    assert child["references"][0]["spanID"] == server["spanID"]
+    # The aggregates link them too: the service graph and the Deep Dependency Graph.
+    links = zipkin(osprey, "/api/v2/dependencies", endTs=1_750_000_060_000, lookback=120_000)
+    assert links == [{"parent": "orders", "child": "payments", "callCount": 1, "errorCount": 0}]
+    ddg = osprey.get("/analytics/v1/dependencies", params={"service": "payments", "start": 1_749_999_999_000,
+                                                            "end": 1_750_000_060_000}).json()["dependencies"]
+    assert [d["path"] for d in ddg] == [[{"service": "orders", "operation": "get /pay"},
+                                         {"service": "payments", "operation": "get /pay"}]]
 
 
 def test_bad_zipkin_input_gets_400_with_the_reason(osprey):
@@ -126,3 +138,23 @@ def test_bad_zipkin_input_gets_400_with_the_reason(osprey):
     missing = requests.get(f"{osprey.zipkin_url}/api/v2/trace/00000000000000ff", timeout=30)
     assert missing.status_code == 404 and "not found" in missing.text
     assert requests.get(f"{osprey.zipkin_url}/api/v2/spans", timeout=30).status_code == 400
+
+
+def test_typed_otlp_attributes_are_found_by_their_text_and_the_ui_paths_answer(osprey):
+    """An OTLP span's integer tag is found as Zipkin shows it (text), and the Zipkin UI container's
+    /zipkin/ prefix, config.json and /health answer."""
+    from spans import new_trace_id, request, span
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+    trace = new_trace_id()
+    failing = span(trace, "charge", 0, 5)
+    failing.attributes.append(KeyValue(key="http.status_code", value=AnyValue(int_value=500)))
+    response = requests.post(f"{osprey.http_url}/v1/traces", data=request("payments", [failing]).SerializeToString(),
+                             headers={"Content-Type": "application/x-protobuf"}, timeout=30)
+    assert response.status_code == 200
+    window = {"endTs": 1_750_000_060_000, "lookback": 120_000}
+    found = zipkin(osprey, "/api/v2/traces", annotationQuery="http.status_code=500", **window)
+    assert [t[0]["tags"]["http.status_code"] for t in found] == ["500"]
+    assert zipkin(osprey, "/api/v2/traces", annotationQuery="http.status_code=404", **window) == []
+    assert zipkin(osprey, "/zipkin/api/v2/services") == ["payments"]
+    assert zipkin(osprey, "/zipkin/config.json")["searchEnabled"] is True
+    assert zipkin(osprey, "/health")["status"] == "UP"

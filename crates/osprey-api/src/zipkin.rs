@@ -20,7 +20,33 @@ use osprey_query::TraceqlSearch;
 use crate::params::{self, Params};
 use crate::{ApiState, ErrorForm};
 
+/// The API at `/api/v2/…`, and again under `/zipkin/` with the UI's `config.json` and `/health`:
+/// the Zipkin UI's container forwards its requests with that prefix.
 pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .merge(api())
+        .nest("/zipkin", api())
+        .route("/zipkin/config.json", get(ui_config))
+        .route("/health", get(health))
+}
+
+/// The Zipkin UI's settings: search and dependencies on, Zipkin's defaults otherwise.
+async fn ui_config() -> Response {
+    Json(json!({
+        "environment": "",
+        "queryLimit": DEFAULT_LIMIT,
+        "defaultLookback": 900_000,
+        "searchEnabled": true,
+        "dependency": {"enabled": true, "lowErrorRate": 0.5, "highErrorRate": 0.75},
+    }))
+    .into_response()
+}
+
+async fn health() -> Response {
+    Json(json!({"status": "UP", "zipkin": {"status": "UP"}})).into_response()
+}
+
+fn api() -> Router<ApiState> {
     Router::new()
         .route("/api/v2/services", get(services))
         .route("/api/v2/spans", get(span_names))
@@ -72,6 +98,30 @@ fn equals(field: FieldExpr, value: &str) -> FieldExpr {
     )
 }
 
+/// A tag condition as Zipkin shows tags, as text: the attribute's text is `value` whatever its
+/// type (`http.status_code=500` finds an OTLP span's integer 500 too).
+fn tag_is(key: &str, value: &str) -> FieldExpr {
+    let field = || attribute(Scope::Any, key);
+    let typed = [
+        value.parse::<i64>().ok().map(Value::Int),
+        value.parse::<f64>().ok().map(Value::Float),
+        value.parse::<bool>().ok().map(Value::Bool),
+    ];
+    typed
+        .into_iter()
+        .flatten()
+        .map(|v| {
+            FieldExpr::Compare(
+                CompareOp::Eq,
+                Box::new(field()),
+                Box::new(FieldExpr::Static(v)),
+            )
+        })
+        .fold(equals(field(), value), |a, b| {
+            FieldExpr::Or(Box::new(a), Box::new(b))
+        })
+}
+
 fn service_is(service: &str) -> FieldExpr {
     equals(attribute(Scope::Resource, "service.name"), service)
 }
@@ -80,11 +130,11 @@ fn service_is(service: &str) -> FieldExpr {
 /// annotation (`error` also an ERROR status, which is how a Zipkin `error` tag is stored).
 fn annotation_term(term: &str) -> FieldExpr {
     match term.split_once('=') {
-        Some((key, value)) if key == "error" => FieldExpr::Or(
-            Box::new(equals(attribute(Scope::Any, key), value)),
-            Box::new(status_error()),
-        ),
-        Some((key, value)) => equals(attribute(Scope::Any, key), value),
+        // Only `error=true` became an ERROR status at ingest; other values stayed as the tag.
+        Some(("error", "true")) => {
+            FieldExpr::Or(Box::new(tag_is("error", "true")), Box::new(status_error()))
+        }
+        Some((key, value)) => tag_is(key, value),
         None => {
             let tag = FieldExpr::Exists(Box::new(attribute(Scope::Any, term)));
             let annotation = equals(FieldExpr::Intrinsic(Intrinsic::EventName), term);
@@ -111,7 +161,7 @@ fn duration_bound(op: CompareOp, micros: u64) -> FieldExpr {
         op,
         Box::new(FieldExpr::Intrinsic(Intrinsic::Duration)),
         Box::new(FieldExpr::Static(Value::Duration(
-            micros.saturating_mul(1000) as i64,
+            i64::try_from(micros.saturating_mul(1000)).unwrap_or(i64::MAX),
         ))),
     )
 }
@@ -326,7 +376,16 @@ async fn autocomplete_keys(State(state): State<ApiState>) -> Response {
         })
         .await
     {
-        Ok(names) => Json(names.get("span").cloned().unwrap_or_default()).into_response(),
+        // Osprey's own bookkeeping of shared spans is not a tag users search by.
+        Ok(names) => Json(
+            names
+                .get("span")
+                .into_iter()
+                .flatten()
+                .filter(|k| !k.starts_with("zipkin.shared_"))
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
         Err(e) => ZipkinError::internal(e),
     }
 }

@@ -10,7 +10,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// A field that may come as `null`: read as its default, as Zipkin's reader skips nulls.
+fn or_default<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(
+    d: D,
+) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
 
 use crate::otlp::{
     any_value::Value, span::Event, span::SpanKind, status::StatusCode, AnyValue,
@@ -45,13 +52,29 @@ pub struct ZipkinSpan {
     pub local_endpoint: Option<Endpoint>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_endpoint: Option<Endpoint>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "or_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub annotations: Vec<Annotation>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "or_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub tags: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(
+        default,
+        deserialize_with = "or_default",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
     pub debug: bool,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(
+        default,
+        deserialize_with = "or_default",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
     pub shared: bool,
 }
 
@@ -154,8 +177,10 @@ impl ZipkinSpan {
             trace_id: const_hex::encode(&span.trace_id),
             parent_id: (!span.parent_id.is_empty()).then(|| const_hex::encode(&span.parent_id)),
             id: const_hex::encode(&span.id),
-            kind: usize::try_from(span.kind - 1)
-                .ok()
+            kind: span
+                .kind
+                .checked_sub(1)
+                .and_then(|k| usize::try_from(k).ok())
                 .and_then(|k| KINDS.get(k))
                 .map(|k| k.to_string()),
             name: (!span.name.is_empty()).then_some(span.name),
@@ -214,11 +239,16 @@ fn int(key: &str, value: i64) -> KeyValue {
     }
 }
 
-/// The id a shared span gets: its sent id with the top bit flipped, so the same span sent twice
-/// gets the same id and the client half keeps its own.
+/// The id a shared span gets: its sent id with the top bit of each half flipped, so the same span
+/// sent twice gets the same id, and its low 32 bits (what aggregates link parents by) differ from
+/// its client half's.
 fn shared_span_id(sent: &[u8]) -> Vec<u8> {
     let mut id = sent.to_vec();
     id[0] ^= 0x80;
+    id[4] ^= 0x80;
+    if id.iter().all(|b| *b == 0) {
+        id[7] = 1;
+    }
     id
 }
 
@@ -236,8 +266,9 @@ fn to_otlp(z: ZipkinSpan) -> Result<(String, InstrumentationScope, Span), String
     let trace_id = id(&z.trace_id, 16, "traceId")?;
     let sent_id = id(&z.id, 8, "id")?;
     let mut tags = z.tags;
+    // An all-zero parent id is no parent, as Zipkin reads it.
     let mut parent = match z.parent_id.as_deref() {
-        Some(p) if !p.is_empty() => id(p, 8, "parentId")?,
+        Some(p) if !p.is_empty() && p.bytes().any(|c| c != b'0') => id(p, 8, "parentId")?,
         _ => Vec::new(),
     };
     let mut span_id = sent_id.clone();
@@ -314,7 +345,11 @@ fn to_otlp(z: ZipkinSpan) -> Result<(String, InstrumentationScope, Span), String
             attributes.push(int("net.peer.port", port.into()));
         }
     }
-    let start = z.timestamp.unwrap_or(0).saturating_mul(1000);
+    let start = z
+        .timestamp
+        .unwrap_or(0)
+        .checked_mul(1000)
+        .ok_or("timestamp is past the year 2554")?;
     let span = Span {
         trace_id,
         span_id,
@@ -323,7 +358,7 @@ fn to_otlp(z: ZipkinSpan) -> Result<(String, InstrumentationScope, Span), String
         name: z.name.unwrap_or_default(),
         kind: kind as i32,
         start_time_unix_nano: start,
-        end_time_unix_nano: start + z.duration.unwrap_or(0).saturating_mul(1000),
+        end_time_unix_nano: start.saturating_add(z.duration.unwrap_or(0).saturating_mul(1000)),
         attributes,
         events: z
             .annotations
@@ -348,9 +383,33 @@ fn to_otlp(z: ZipkinSpan) -> Result<(String, InstrumentationScope, Span), String
 /// The first span that cannot be mapped (a bad id, an unknown kind) refuses the whole list, with
 /// its position, as Zipkin's own decoder does.
 pub fn to_request(spans: Vec<ZipkinSpan>) -> Result<ExportTraceServiceRequest, String> {
-    let mut by_service: BTreeMap<String, Vec<(InstrumentationScope, Span)>> = BTreeMap::new();
+    let mut mapped = Vec::with_capacity(spans.len());
     for (i, span) in spans.into_iter().enumerate() {
-        let (service, scope, span) = to_otlp(span).map_err(|e| format!("span {i}: {e}"))?;
+        mapped.push(to_otlp(span).map_err(|e| format!("span {i}: {e}"))?);
+    }
+    // The server's own children of a shared span name the id it shared with its client half:
+    // they move under the server half's new id, as the server sent them (same trace, same
+    // service), wherever they sit in this list.
+    // (service, the server half) of each shared span.
+    let shared: Vec<(String, Span)> = mapped
+        .iter()
+        .filter(|(_, _, span)| span.attributes.iter().any(|kv| kv.key == SHARED_ID))
+        .map(|(service, _, span)| (service.clone(), span.clone()))
+        .collect();
+    for (service, _, span) in &mut mapped {
+        let server = shared.iter().find(|(server_service, server)| {
+            server.trace_id == span.trace_id
+                // The server half's parent is the id it shared.
+                && server.parent_span_id == span.parent_span_id
+                && server_service == service
+                && server.span_id != span.span_id
+        });
+        if let Some((_, server)) = server {
+            span.parent_span_id = server.span_id.clone();
+        }
+    }
+    let mut by_service: BTreeMap<String, Vec<(InstrumentationScope, Span)>> = BTreeMap::new();
+    for (service, scope, span) in mapped {
         by_service.entry(service).or_default().push((scope, span));
     }
     let resource_spans = by_service
@@ -460,8 +519,13 @@ pub fn from_otlp(
         _ => None,
     };
     let micros = |ns: u64| ns / 1000;
+    // A trace id with an all-zero high half was sent as 64 bits: Zipkin writes it so.
+    let trace_id = match span.trace_id.split_at_checked(8) {
+        Some((high, low)) if high.iter().all(|b| *b == 0) => const_hex::encode(low),
+        _ => const_hex::encode(&span.trace_id),
+    };
     ZipkinSpan {
-        trace_id: const_hex::encode(&span.trace_id),
+        trace_id,
         parent_id: parent,
         id,
         kind: kind.map(str::to_string),
@@ -542,7 +606,10 @@ mod tests {
         assert_eq!(span.status.as_ref().unwrap().code, StatusCode::Error as i32);
         assert_eq!(span.events[0].name, "ws");
         let back = from_otlp(rs.resource.as_ref(), ss.scope.as_ref(), span);
-        assert_eq!(back.trace_id, "0000000000000000463ac35c9f6413ad");
+        assert_eq!(
+            back.trace_id, "463ac35c9f6413ad",
+            "64-bit ids come back as sent"
+        );
         assert_eq!(back.remote_endpoint, sent[0].remote_endpoint);
         assert_eq!(back.local_endpoint, sent[0].local_endpoint);
         assert_eq!(back.tags["http.method"], "GET");
@@ -570,6 +637,45 @@ mod tests {
         let back = from_otlp(request.resource_spans[1].resource.as_ref(), None, server);
         assert!(back.shared);
         assert_eq!(back.id, "0000000000000002");
+    }
+
+    #[test]
+    fn a_shared_spans_children_follow_it_and_its_low_bits_differ() {
+        let request = to_request(zipkin(
+            r#"[{"traceId": "1", "id": "2", "kind": "CLIENT", "name": "call", "timestamp": 1, "duration": 10,
+                 "localEndpoint": {"serviceName": "a"}},
+                {"traceId": "1", "id": "3", "parentId": "2", "name": "query", "timestamp": 3, "duration": 1,
+                 "localEndpoint": {"serviceName": "b"}},
+                {"traceId": "1", "id": "2", "kind": "SERVER", "shared": true, "name": "serve",
+                 "timestamp": 2, "duration": 5, "localEndpoint": {"serviceName": "b"}}]"#,
+        ))
+        .unwrap();
+        let b = &request.resource_spans[1].scope_spans[0].spans;
+        let (child, server) = (&b[0], &b[1]);
+        assert_eq!(child.parent_span_id, server.span_id);
+        let client = &request.resource_spans[0].scope_spans[0].spans[0];
+        assert_ne!(
+            client.span_id[4..],
+            server.span_id[4..],
+            "the low bits aggregates link by"
+        );
+        assert_eq!(server.parent_span_id, client.span_id);
+    }
+
+    #[test]
+    fn nulls_and_zero_parents_read_as_absent() {
+        let request = to_request(zipkin(
+            r#"[{"traceId": "1", "id": "2", "parentId": "0000000000000000", "tags": null,
+                 "annotations": null, "shared": null, "debug": null}]"#,
+        ))
+        .unwrap();
+        assert!(request.resource_spans[0].scope_spans[0].spans[0]
+            .parent_span_id
+            .is_empty());
+        let huge = to_request(zipkin(
+            r#"[{"traceId": "1", "id": "2", "timestamp": 18446744073709551615}]"#,
+        ));
+        assert!(huge.unwrap_err().contains("timestamp"));
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub struct DependencyPath {
 
 impl Query {
     /// The distinct root-to-leaf paths through `service` (and `operation`) of the traces in
-    /// `[start_ns, end_ns]`, in the order first seen.
+    /// `[start_ns, end_ns]`, sorted, each with up to [`EXEMPLARS`] of the traces it was seen in.
     pub fn dependency_paths(
         &self,
         service: &str,
@@ -66,6 +66,11 @@ impl Query {
                 }
             }
         })?;
+        // Traces come in no set order (pieces joined across sources): the answer has one.
+        for path in &mut paths {
+            path.exemplars.sort();
+        }
+        paths.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(paths)
     }
 }

@@ -155,7 +155,10 @@ impl Query {
                     SpanMetric::Latencies(q) => Some(window.quantile_ms(q)),
                 };
                 points.extend(value.map(|v| (t, v)));
-                t += step;
+                match t.checked_add(step) {
+                    Some(next) => t = next,
+                    None => break,
+                }
             }
             out.push(SpanMetricSeries {
                 service,
