@@ -2,10 +2,11 @@
 protobuf descriptors here so the tests call Osprey's `jaeger.api_v3.QueryService` with Jaeger's own
 field names, numbers and types; traces come back as OTLP `TracesData` (the OTLP package's)."""
 
-from google.protobuf import descriptor_pb2, descriptor_pool, duration_pb2, message_factory, timestamp_pb2  # noqa: F401
+from google.protobuf import duration_pb2, timestamp_pb2  # noqa: F401 (registers Timestamp, Duration)
+
+from descriptors import F, build
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-F = descriptor_pb2.FieldDescriptorProto
 STRING, BOOL, INT32, UINT64, FIXED64, MESSAGE = (
     F.TYPE_STRING, F.TYPE_BOOL, F.TYPE_INT32, F.TYPE_UINT64, F.TYPE_FIXED64, F.TYPE_MESSAGE)
 TIMESTAMP, DURATION = ".google.protobuf.Timestamp", ".google.protobuf.Duration"
@@ -40,32 +41,10 @@ MESSAGES = {
 }
 
 
-def _field(message, name, number, kind, repeated, type_name):
-    field = message.field.add(name=name, number=number, type=kind,
-                              label=F.LABEL_REPEATED if repeated else F.LABEL_OPTIONAL)
-    if type_name:
-        field.type_name = type_name
-
-
-def _build():
-    file = descriptor_pb2.FileDescriptorProto(
-        name="osprey_tests/jaeger/api_v3/query_service.proto", package="jaeger.api_v3", syntax="proto3",
-        dependency=["google/protobuf/timestamp.proto", "google/protobuf/duration.proto"])
-    for name, fields in MESSAGES.items():
-        message = file.message_type.add(name=name)
-        for field in fields:
-            _field(message, *field)
-        if name == "TraceQueryParameters":
-            entry = message.nested_type.add(name="AttributesEntry")
-            entry.options.map_entry = True
-            _field(entry, "key", 1, STRING, False, None)
-            _field(entry, "value", 2, STRING, False, None)
-    pool = descriptor_pool.Default()
-    pool.Add(file)
-    classes = {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"jaeger.api_v3.{name}"))
-               for name in MESSAGES}
-    classes["TracesData"] = trace_pb2.TracesData
-    return classes
-
-
-API_V3 = _build()
+API_V3 = build(
+    "osprey_tests/jaeger/api_v3/query_service.proto", "jaeger.api_v3",
+    ["google/protobuf/timestamp.proto", "google/protobuf/duration.proto"],
+    MESSAGES,
+    maps={"TraceQueryParameters": ("AttributesEntry", ("key", 1, STRING, False, None),
+                                   ("value", 2, STRING, False, None))})
+API_V3["TracesData"] = trace_pb2.TracesData

@@ -5,11 +5,10 @@ the OTLP Python package's are used for them.
 
 `json_format.Parse` refuses unknown fields and wrong types, so a decoded answer has Tempo's shape."""
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from descriptors import F, build
 from opentelemetry.proto.common.v1 import common_pb2  # noqa: F401 (registers KeyValue)
 from opentelemetry.proto.trace.v1 import trace_pb2  # noqa: F401 (registers ResourceSpans)
 
-F = descriptor_pb2.FieldDescriptorProto
 STRING, UINT32, UINT64, INT64, DOUBLE, MESSAGE, ENUM = (
     F.TYPE_STRING, F.TYPE_UINT32, F.TYPE_UINT64, F.TYPE_INT64, F.TYPE_DOUBLE, F.TYPE_MESSAGE, F.TYPE_ENUM)
 KEY_VALUE = ".opentelemetry.proto.common.v1.KeyValue"
@@ -67,33 +66,10 @@ MESSAGES = {
 }
 
 
-def _field(message, name, number, kind, repeated, type_name):
-    field = message.field.add(name=name, number=number, type=kind,
-                              label=F.LABEL_REPEATED if repeated else F.LABEL_OPTIONAL)
-    if type_name:
-        field.type_name = type_name
-
-
-def _build():
-    file = descriptor_pb2.FileDescriptorProto(
-        name="osprey_tests/tempopb/tempo.proto", package="tempopb", syntax="proto3",
-        dependency=["opentelemetry/proto/common/v1/common.proto", "opentelemetry/proto/trace/v1/trace.proto"])
-    status = file.enum_type.add(name="PartialStatus")
-    status.value.add(name="COMPLETE", number=0)
-    status.value.add(name="PARTIAL", number=1)
-    for name, fields in MESSAGES.items():
-        message = file.message_type.add(name=name)
-        for field in fields:
-            _field(message, *field)
-        if name == "TraceSearchMetadata":
-            entry = message.nested_type.add(name="ServiceStatsEntry")
-            entry.options.map_entry = True
-            _field(entry, "key", 1, STRING, False, None)
-            _field(entry, "value", 2, MESSAGE, False, ".tempopb.ServiceStats")
-    pool = descriptor_pool.Default()
-    pool.Add(file)
-    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"tempopb.{name}"))
-            for name in MESSAGES}
-
-
-TEMPO = _build()
+TEMPO = build(
+    "osprey_tests/tempopb/tempo.proto", "tempopb",
+    ["opentelemetry/proto/common/v1/common.proto", "opentelemetry/proto/trace/v1/trace.proto"],
+    MESSAGES,
+    maps={"TraceSearchMetadata": ("ServiceStatsEntry", ("key", 1, STRING, False, None),
+                                  ("value", 2, MESSAGE, False, ".tempopb.ServiceStats"))},
+    enums={"PartialStatus": [("COMPLETE", 0), ("PARTIAL", 1)]})

@@ -78,7 +78,7 @@ def test_v3_services_operations_and_search(osprey):
 
 
 def test_v3_errors(osprey):
-    shop(osprey)
+    _, _, login = shop(osprey)
     missing = osprey.get("/api/v3/traces?query.service_name=gateway")
     assert missing.status_code == 400 and "start_time_min" in missing.json()["error"]["message"]
     none = osprey.get(f"/api/v3/traces?{WINDOW}&query.service_name=nobody")
@@ -86,6 +86,11 @@ def test_v3_errors(osprey):
     bad = osprey.get(f"/api/v3/traces?{WINDOW}&query.duration_min=fast")
     assert bad.status_code == 400 and "query.duration_min" in bad.json()["error"]["message"]
     assert osprey.get(f"/api/v3/traces/{new_trace_id().hex()}").status_code == 404
+    # A trace by id takes the time hints and raw_traces Jaeger's clients send; bad ones get 400.
+    hinted = osprey.get(f"/api/v3/traces/{login}?start_time=2025-06-15T00:00:00Z&end_time=2025-06-16T00:00:00Z&raw_traces=true")
+    assert hinted.status_code == 200 and hinted.json()["result"]["resourceSpans"]
+    bad_hint = osprey.get(f"/api/v3/traces/{login}?start_time=yesterday")
+    assert bad_hint.status_code == 400 and "start_time" in bad_hint.json()["error"]["message"]
     assert osprey.get("/api/v3/traces/not-hex").status_code == 400
 
 

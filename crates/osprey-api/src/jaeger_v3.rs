@@ -108,8 +108,29 @@ async fn operations(State(state): State<ApiState>, RawQuery(query): RawQuery) ->
     Json(json!({"operations": operations})).into_response()
 }
 
-async fn trace(State(state): State<ApiState>, Path(trace_id): Path<String>) -> Response {
-    let id = match params::trace_id(&trace_id) {
+/// `start_time` and `end_time` (RFC 3339) only say where the trace is likely to be, and
+/// `raw_traces` asks for spans as stored: Osprey finds a trace by its id index wherever it is and
+/// never adjusts spans, so they are checked and change nothing.
+fn trace_hints(query: Option<&str>) -> Result<(), String> {
+    let p = Params::parse(query)?;
+    p.parsed(&keys("start_time", "startTime"), params::rfc3339)?;
+    p.parsed(&keys("end_time", "endTime"), params::rfc3339)?;
+    p.parsed(&keys("raw_traces", "rawTraces"), |v| match v {
+        "true" | "false" => Ok(()),
+        other => Err(format!("{other:?} is not true or false")),
+    })?;
+    Ok(())
+}
+
+async fn trace(
+    State(state): State<ApiState>,
+    Path(trace_id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let id = match params::trace_id(&trace_id).and_then(|id| {
+        trace_hints(query.as_deref())?;
+        Ok(id)
+    }) {
         Ok(id) => id,
         Err(e) => return V3::bad_request(e),
     };

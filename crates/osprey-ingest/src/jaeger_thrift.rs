@@ -45,14 +45,6 @@ fn tag(r: &mut Reader) -> Result<KeyValue> {
     })
 }
 
-fn tags(r: &mut Reader) -> Result<Vec<KeyValue>> {
-    let (element, size) = r.list()?;
-    if element != Type::Struct {
-        return Err("tags must be a list of structs".into());
-    }
-    (0..size).map(|_| tag(r)).collect()
-}
-
 /// A span reference: (type, trace id, span id); type 0 CHILD_OF, 1 FOLLOWS_FROM.
 fn reference(r: &mut Reader) -> Result<(i32, Vec<u8>, Vec<u8>)> {
     let (mut kind, mut low, mut high, mut span) = (0, 0i64, 0i64, 0i64);
@@ -82,7 +74,7 @@ fn log(r: &mut Reader) -> Result<Event> {
     while let Some((t, id)) = r.field()? {
         match (id, t) {
             (1, Type::I64) => time_us = r.i64()?,
-            (2, Type::List) => fields = tags(r)?,
+            (2, Type::List) => fields = list_of(r, tag)?,
             _ => r.skip(t)?,
         }
     }
@@ -135,7 +127,7 @@ fn span(r: &mut Reader) -> Result<(InstrumentationScope, Span)> {
             (7, Type::I32) => flags = r.i32()?,
             (8, Type::I64) => start_us = r.i64()?,
             (9, Type::I64) => duration_us = r.i64()?,
-            (10, Type::List) => attributes = tags(r)?,
+            (10, Type::List) => attributes = list_of(r, tag)?,
             (11, Type::List) => events = list_of(r, log)?,
             _ => r.skip(t)?,
         }
@@ -241,7 +233,7 @@ fn batch(r: &mut Reader) -> Result<ExportTraceServiceRequest> {
                 while let Some((t, id)) = r.field()? {
                     match (id, t) {
                         (1, Type::Binary) => service = r.string()?,
-                        (2, Type::List) => process_tags = tags(r)?,
+                        (2, Type::List) => process_tags = list_of(r, tag)?,
                         _ => r.skip(t)?,
                     }
                 }

@@ -166,6 +166,22 @@ fn one_span_must_meet_every_condition() {
         assert_eq!(query.services(), ["db", "gateway"]);
     });
 }
+/// The traces (their ids' first byte, sorted) with a span holding `key` = `value`.
+fn by_attribute(query: &Query, key: &str, value: &str) -> Vec<u8> {
+    let mut found: Vec<u8> = query
+        .search(&TraceQuery {
+            attributes: vec![(key.into(), value.into())],
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .map(|id| id.0[0])
+        .collect();
+    found.sort();
+    found
+}
+
 /// An attribute with a value of any type.
 fn attribute(key: &str, value: Value) -> KeyValue {
     KeyValue {
@@ -202,20 +218,7 @@ fn attribute_values_of_every_type_are_found_by_their_text() {
         vec![strings_batch],
     ] {
         for_each_state(&batches, |query| {
-            let search = |key: &str, value: &str| {
-                let mut found: Vec<u8> = query
-                    .search(&TraceQuery {
-                        attributes: vec![(key.into(), value.into())],
-                        limit: 10,
-                        ..Default::default()
-                    })
-                    .unwrap()
-                    .into_iter()
-                    .map(|id| id.0[0])
-                    .collect();
-                found.sort();
-                found
-            };
+            let search = |key: &str, value: &str| by_attribute(query, key, value);
             let with_typed = batches.len() == 2;
             let typed: &[u8] = if with_typed { &[1] } else { &[] };
             let both: &[u8] = if with_typed { &[1, 2] } else { &[2] };
@@ -247,26 +250,13 @@ fn tags_derived_from_span_fields_are_searchable() {
         ..Default::default()
     });
     for_each_state(&[batch], |query| {
-        let search = |key: &str, value: &str| -> Vec<u8> {
-            query
-                .search(&TraceQuery {
-                    attributes: vec![(key.into(), value.into())],
-                    limit: 10,
-                    ..Default::default()
-                })
-                .unwrap()
-                .into_iter()
-                .map(|id| id.0[0])
-                .collect()
-        };
+        let search = |key: &str, value: &str| by_attribute(query, key, value);
         assert_eq!(search("error", "true"), [1], "the Jaeger UI's own example");
         assert_eq!(search("otel.status_code", "ERROR"), [1]);
         assert_eq!(search("otel.status_description", "card declined"), [1]);
         assert_eq!(search("span.kind", "server"), [1]);
         assert_eq!(search("w3c.tracestate", "vendor=1"), [1]);
-        let mut scoped = search("otel.scope.name", "checkout");
-        scoped.sort();
-        assert_eq!(scoped, [1, 2]);
+        assert_eq!(search("otel.scope.name", "checkout"), [1, 2]);
         assert_eq!(search("otel.scope.version", "1.2").len(), 2);
         assert_eq!(search("error", "false"), Vec::<u8>::new());
         assert_eq!(search("span.kind", "client"), Vec::<u8>::new());

@@ -272,30 +272,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     tracing::info!("osprey is ready");
     tokio::try_join!(
-        async {
-            axum::serve(query_listener.tap_io(no_delay), api)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-                .context("query server")
-        },
-        async {
-            axum::serve(tempo_listener.tap_io(no_delay), tempo)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-                .context("Tempo API server")
-        },
-        async {
-            axum::serve(zipkin_listener.tap_io(no_delay), zipkin)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-                .context("Zipkin server")
-        },
-        async {
-            axum::serve(jaeger_http_listener.tap_io(no_delay), jaeger_http)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-                .context("Jaeger thrift HTTP server")
-        },
+        serve_http(query_listener, api, "query server"),
+        serve_http(tempo_listener, tempo, "Tempo API server"),
+        serve_http(zipkin_listener, zipkin, "Zipkin server"),
+        serve_http(
+            jaeger_http_listener,
+            jaeger_http,
+            "Jaeger thrift HTTP server"
+        ),
         async {
             use osprey_ingest::jaeger_receivers::serve_udp;
             tokio::select! {
@@ -305,23 +289,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
             anyhow::Ok(())
         },
-        async {
-            axum::serve(sampling_listener.tap_io(no_delay), sampling)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-                .context("remote sampling server")
-        },
-        async {
-            axum::serve(http_listener.tap_io(no_delay), http)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-                .context("OTLP/HTTP server")
-        },
+        serve_http(sampling_listener, sampling, "remote sampling server"),
+        serve_http(http_listener, http, "OTLP/HTTP server"),
         async { grpc.await.context("OTLP/gRPC server") },
         async { jaeger_grpc.await.context("Jaeger api_v3 gRPC server") },
     )?;
     tracing::info!("osprey stopped");
     Ok(())
+}
+
+/// Serves `router` on `listener` until SIGINT or SIGTERM; `what` names it in errors.
+async fn serve_http(listener: TcpListener, router: axum::Router, what: &str) -> anyhow::Result<()> {
+    axum::serve(listener.tap_io(no_delay), router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context(what.to_string())
 }
 
 fn no_delay(stream: &mut tokio::net::TcpStream) {
