@@ -17,10 +17,19 @@ ROOT = Path(__file__).resolve().parent.parent
 OSPREY_BIN = Path(os.environ.get("OSPREY_BIN", ROOT / "target" / "debug" / "osprey"))
 
 
+_handed_out = set()
+
+
 def free_port(kind=socket.SOCK_STREAM):
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now and never handed out before in this run: the OS may give a just-closed
+    port again, and a server takes a dozen at once."""
+    while True:
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 class Osprey:

@@ -13,9 +13,29 @@ use crate::metrics::StoreMetrics;
 /// How many bytes one group commit gathers at most before writing.
 const GROUP_BYTES: usize = 16 << 20;
 
+/// What the writer does to a segment file: a trait so a test can put a file that fails in its
+/// place (a failed fsync cannot be provoked on a healthy disk).
+trait SegmentFile: Send {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
+    fn sync_data(&self) -> io::Result<()>;
+    fn set_len(&self, len: u64) -> io::Result<()>;
+}
+
+impl SegmentFile for File {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        Write::write_all(self, buf)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        File::sync_data(self)
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        File::set_len(self, len)
+    }
+}
+
 struct Segment {
     number: u64,
-    file: File,
+    file: Box<dyn SegmentFile>,
     len: u64,
 }
 
@@ -25,13 +45,13 @@ impl Segment {
             .create_new(true)
             .append(true)
             .open(segment_path(dir, number))?;
-        file.write_all(&segment_header())?;
+        Write::write_all(&mut file, &segment_header())?;
         file.sync_data()?;
         // Make the new file's directory entry durable too, or a crash could lose the whole segment.
         File::open(dir)?.sync_all()?;
         Ok(Segment {
             number,
-            file,
+            file: Box::new(file),
             len: SEGMENT_HEADER_LEN,
         })
     }
@@ -45,6 +65,11 @@ struct Writer {
     /// Written but not yet fsynced (only under [`FsyncPolicy::Interval`]).
     unsynced: bool,
     last_sync: Instant,
+    /// Why the log stopped: an fsync failed. The kernel may have dropped the dirty pages it could
+    /// not write and will report success for them next time (PostgreSQL's "fsyncgate"), so
+    /// nothing written since the last good fsync can be trusted to be on disk, and no further
+    /// append is acknowledged until a restart replays what the disk really holds.
+    stopped: Option<String>,
 }
 
 pub(super) fn start(
@@ -62,6 +87,7 @@ pub(super) fn start(
         segment,
         unsynced: false,
         last_sync: Instant::now(),
+        stopped: None,
     };
     std::thread::Builder::new()
         .name("osprey-wal".into())
@@ -122,6 +148,10 @@ impl Writer {
     }
 
     fn commit(&mut self, group: &mut Vec<Pending>, buf: &mut Vec<u8>) {
+        if let Some(why) = &self.stopped {
+            fail(group, &io::Error::other(why.clone()));
+            return;
+        }
         let group_len: u64 = group
             .iter()
             .map(|p| HEADER_LEN + p.payload.len() as u64)
@@ -145,15 +175,21 @@ impl Writer {
             });
             buf.extend_from_slice(&p.payload);
         }
-        let written = self.segment.file.write_all(buf).and_then(|()| {
-            if self.options.fsync == FsyncPolicy::Always {
-                self.sync()
-            } else {
-                self.unsynced = true;
-                Ok(())
-            }
-        });
-        match written {
+        if let Err(e) = self.segment.file.write_all(buf) {
+            // A write that fails (a full disk) leaves the file as it was once cut back: the log
+            // can go on when space returns.
+            tracing::error!(error = %e, segment = self.segment.number, "write-ahead log write failed");
+            let _ = self.segment.file.set_len(self.segment.len);
+            fail(group, &e);
+            return;
+        }
+        let synced = if self.options.fsync == FsyncPolicy::Always {
+            self.sync()
+        } else {
+            self.unsynced = true;
+            Ok(())
+        };
+        match synced {
             Ok(()) => {
                 self.segment.len += buf.len() as u64;
                 self.metrics.wal_bytes.inc_by(buf.len() as u64);
@@ -163,9 +199,8 @@ impl Writer {
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, segment = self.segment.number, "write-ahead log write failed");
-                // Cut whatever part of the group reached the file, so the segment ends on a record boundary.
-                let _ = self.segment.file.set_len(self.segment.len);
+                // `sync` stopped the log; the group's bytes stay where they are (a restart's
+                // replay reads what the disk holds, CRC-checked, and no client was told yes).
                 fail(group, &e);
             }
         }
@@ -177,8 +212,20 @@ impl Writer {
         Ok(())
     }
 
+    /// fsyncs the active segment; a failure stops the log (see [`Writer::stopped`]).
     fn sync(&mut self) -> io::Result<()> {
-        self.segment.file.sync_data()?;
+        if let Some(why) = &self.stopped {
+            return Err(io::Error::other(why.clone()));
+        }
+        if let Err(e) = self.segment.file.sync_data() {
+            let why = format!(
+                "the write-ahead log stopped after an fsync of segment {} failed ({e}); nothing more is acknowledged until the server is restarted",
+                self.segment.number
+            );
+            tracing::error!(error = %e, segment = self.segment.number, "write-ahead log fsync failed: the log is stopped until a restart");
+            self.stopped = Some(why.clone());
+            return Err(io::Error::other(why));
+        }
         self.metrics.wal_fsyncs.inc();
         self.unsynced = false;
         self.last_sync = Instant::now();
@@ -188,9 +235,8 @@ impl Writer {
     fn sync_if_due(&mut self) {
         if let FsyncPolicy::Interval(interval) = self.options.fsync {
             if self.unsynced && self.last_sync.elapsed() >= interval {
-                if let Err(e) = self.sync() {
-                    tracing::error!(error = %e, "write-ahead log fsync failed");
-                }
+                // A failure stops the log (logged in `sync`).
+                let _ = self.sync();
             }
         }
     }
@@ -199,5 +245,101 @@ impl Writer {
 fn fail(group: &mut Vec<Pending>, error: &io::Error) {
     for p in group.drain(..) {
         let _ = p.ack.send(Err(AppendError::Io(error.to_string())));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use tokio::sync::oneshot;
+
+    use super::*;
+
+    /// A segment file whose fsyncs fail once told to.
+    struct Failing {
+        inner: File,
+        fail_syncs: Arc<AtomicBool>,
+    }
+
+    impl SegmentFile for Failing {
+        fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+            Write::write_all(&mut self.inner, buf)
+        }
+        fn sync_data(&self) -> io::Result<()> {
+            if self.fail_syncs.load(Ordering::SeqCst) {
+                return Err(io::Error::from_raw_os_error(5)); // EIO
+            }
+            self.inner.sync_data()
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.inner.set_len(len)
+        }
+    }
+
+    fn writer(dir: &Path, fsync: FsyncPolicy) -> (Writer, Arc<AtomicBool>) {
+        let mut segment = Segment::create(dir, 1).unwrap();
+        let fail_syncs = Arc::new(AtomicBool::new(false));
+        let inner = File::options()
+            .append(true)
+            .open(segment_path(dir, 1))
+            .unwrap();
+        segment.file = Box::new(Failing {
+            inner,
+            fail_syncs: fail_syncs.clone(),
+        });
+        let writer = Writer {
+            dir: dir.to_path_buf(),
+            options: WalOptions {
+                fsync,
+                ..WalOptions::default()
+            },
+            metrics: StoreMetrics::default(),
+            segment,
+            unsynced: false,
+            last_sync: Instant::now(),
+            stopped: None,
+        };
+        (writer, fail_syncs)
+    }
+
+    /// Commits one record; its acknowledgement.
+    fn append(writer: &mut Writer) -> Result<RecordLocation, AppendError> {
+        let (ack, answer) = oneshot::channel();
+        let mut group = vec![Pending {
+            payload: Bytes::from_static(b"span bytes"),
+            ack,
+        }];
+        writer.commit(&mut group, &mut Vec::new());
+        answer.blocking_recv().unwrap()
+    }
+
+    #[test]
+    fn a_failed_fsync_stops_the_log_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut writer, fail_syncs) = writer(dir.path(), FsyncPolicy::Always);
+        assert!(append(&mut writer).is_ok());
+        fail_syncs.store(true, Ordering::SeqCst);
+        let refused = append(&mut writer).unwrap_err();
+        assert!(refused.to_string().contains("fsync"), "{refused}");
+        // The disk recovers, but what the kernel said it wrote cannot be trusted: still refused.
+        fail_syncs.store(false, Ordering::SeqCst);
+        let still = append(&mut writer).unwrap_err();
+        assert!(still.to_string().contains("restarted"), "{still}");
+    }
+
+    #[test]
+    fn a_failed_periodic_fsync_stops_the_log_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let interval = std::time::Duration::from_millis(1);
+        let (mut writer, fail_syncs) = writer(dir.path(), FsyncPolicy::Interval(interval));
+        assert!(append(&mut writer).is_ok(), "acknowledged once written");
+        fail_syncs.store(true, Ordering::SeqCst);
+        std::thread::sleep(interval * 2);
+        writer.sync_if_due();
+        fail_syncs.store(false, Ordering::SeqCst);
+        assert!(append(&mut writer).is_err());
     }
 }

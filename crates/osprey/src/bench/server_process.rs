@@ -15,21 +15,37 @@ pub struct ServerProcess {
     pub jaeger_http: SocketAddr,
 }
 
-fn free_port() -> anyhow::Result<SocketAddr> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
-}
-
-fn free_udp_port() -> anyhow::Result<SocketAddr> {
-    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?)
+/// `tcp` TCP and `udp` UDP ports free now and all different: each is held until all are chosen,
+/// since the OS may hand out a just-closed port again.
+fn free_ports(tcp: usize, udp: usize) -> anyhow::Result<(Vec<SocketAddr>, Vec<SocketAddr>)> {
+    let listeners = (0..tcp)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let sockets = (0..udp)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((
+        listeners
+            .iter()
+            .map(TcpListener::local_addr)
+            .collect::<Result<_, _>>()?,
+        sockets
+            .iter()
+            .map(|s| s.local_addr())
+            .collect::<Result<_, _>>()?,
+    ))
 }
 
 impl ServerProcess {
     /// Starts this same binary as `serve` on `data_dir` with `extra` flags, and waits until it is ready.
     pub async fn start(data_dir: &Path, extra: &[String]) -> anyhow::Result<ServerProcess> {
-        let (grpc, http, query, tempo) = (free_port()?, free_port()?, free_port()?, free_port()?);
-        let (sampling, zipkin, jaeger_http) = (free_port()?, free_port()?, free_port()?);
-        let jaeger_grpc = free_port()?;
-        let (jaeger_compact, jaeger_binary) = (free_udp_port()?, free_udp_port()?);
+        let (tcp, udp) = free_ports(8, 2)?;
+        let [grpc, http, query, tempo, sampling, zipkin, jaeger_http, jaeger_grpc] = tcp[..] else {
+            bail!("eight TCP ports were asked for")
+        };
+        let [jaeger_compact, jaeger_binary] = udp[..] else {
+            bail!("two UDP ports were asked for")
+        };
         let child = Command::new(std::env::current_exe()?)
             .arg("serve")
             .arg("--data-dir")
