@@ -47,7 +47,10 @@ def batch(service, trace_low):
     child = jaeger.Span(traceIdLow=trace_low, traceIdHigh=trace_high, spanId=signed(0xFEDCBA9876543210),
                         parentSpanId=1, operationName="SELECT stock", flags=1, startTime=BASE_US + 1000,
                         duration=200_000, tags=[tag("span.kind", "client"), tag("error", True)],
-                        references=[jaeger.SpanRef(refType=jaeger.SpanRefType.FOLLOWS_FROM, traceIdLow=7,
+                        # The parent again as a CHILD_OF reference, as jaeger-client-go sends it.
+                        references=[jaeger.SpanRef(refType=jaeger.SpanRefType.CHILD_OF, traceIdLow=trace_low,
+                                                   traceIdHigh=trace_high, spanId=1),
+                                    jaeger.SpanRef(refType=jaeger.SpanRefType.FOLLOWS_FROM, traceIdLow=7,
                                                    traceIdHigh=0, spanId=9)])
     process = jaeger.Process(serviceName=service, tags=[tag("hostname", "node-1")])
     return jaeger.Batch(process=process, spans=[root, child])
@@ -88,6 +91,7 @@ def check_trace(osprey, service, trace_low):
     assert child["spanID"] == "fedcba9876543210"
     assert child["references"][0] == {"refType": "CHILD_OF", "traceID": trace_hex(trace_low), "spanID": "0000000000000001"}
     assert child["references"][1]["refType"] == "FOLLOWS_FROM" and child["references"][1]["spanID"] == "0000000000000009"
+    assert len(child["references"]) == 2, "the parent's CHILD_OF reference is not a link too"
     assert {"key": "error", "type": "bool", "value": True} in child["tags"]
     assert {"key": "otel.status_code", "type": "string", "value": "ERROR"} in child["tags"]
 

@@ -66,6 +66,9 @@ pub mod messages {
         pub search_depth: i32,
         #[prost(bool, tag = "9")]
         pub raw_traces: bool,
+        /// A filter expression (`jaeger.expression.v1.Call`), kept as bytes: refused when present.
+        #[prost(bytes = "vec", optional, tag = "10")]
+        pub filter: Option<Vec<u8>>,
     }
 
     #[derive(Clone, PartialEq, prost::Message)]
@@ -187,6 +190,11 @@ fn nanos(t: &Timestamp) -> u64 {
 
 fn search_query(query: Option<TraceQueryParameters>) -> Result<TraceQuery, Status> {
     let q = query.ok_or_else(|| Status::invalid_argument("missing query"))?;
+    if q.filter.is_some() {
+        return Err(Status::unimplemented(
+            "filter expressions are not supported: search by service, operation, attributes and durations",
+        ));
+    }
     let start = q
         .start_time_min
         .as_ref()

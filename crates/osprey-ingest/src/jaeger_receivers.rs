@@ -67,6 +67,8 @@ pub async fn serve_udp(socket: UdpSocket, ingester: Arc<Ingester>, compact: bool
             Ok(received) => received,
             Err(e) => {
                 tracing::warn!(error = %e, "receiving a Jaeger agent datagram failed");
+                // A lasting error would otherwise spin.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             }
         };

@@ -8,8 +8,8 @@
 
 use osprey_model::otlp::{
     any_value::Value, span::Event, span::Link, span::SpanKind, status::StatusCode, AnyValue,
-    ExportTraceServiceRequest, InstrumentationScope, KeyValue, Resource, ResourceSpans, ScopeSpans,
-    Span, Status,
+    ExportTraceServiceRequest, InstrumentationScope, KeyValue, Resource, ResourceSpans, Span,
+    Status,
 };
 
 use crate::thrift::{Reader, Result, Type};
@@ -133,6 +133,7 @@ fn span(r: &mut Reader) -> Result<(InstrumentationScope, Span)> {
         }
     }
     r.struct_end();
+    let own_trace = trace_id(high, low);
     let mut parent_span_id = if parent != 0 {
         parent.to_be_bytes().to_vec()
     } else {
@@ -140,9 +141,15 @@ fn span(r: &mut Reader) -> Result<(InstrumentationScope, Span)> {
     };
     let mut links = Vec::new();
     for (kind, trace, span) in references {
-        if kind == 0 && parent_span_id.is_empty() {
+        let child_of = kind == 0;
+        // jaeger-client-go sends the parent twice, as `parentSpanId` and as a CHILD_OF reference.
+        if child_of && span == parent_span_id && trace == own_trace {
+            continue;
+        }
+        // A CHILD_OF reference is the parent when none was given, if it is in this trace.
+        if child_of && parent_span_id.is_empty() && trace == own_trace && span != [0; 8] {
             parent_span_id = span;
-        } else if kind == 1 || kind == 0 {
+        } else if kind == 0 || kind == 1 {
             links.push(Link {
                 trace_id: trace,
                 span_id: span,
@@ -203,7 +210,7 @@ fn span(r: &mut Reader) -> Result<(InstrumentationScope, Span)> {
     Ok((
         scope,
         Span {
-            trace_id: trace_id(high, low),
+            trace_id: own_trace,
             span_id: id.to_be_bytes().to_vec(),
             parent_span_id,
             trace_state,
@@ -252,20 +259,7 @@ fn batch(r: &mut Reader) -> Result<ExportTraceServiceRequest> {
         ..Default::default()
     }];
     attributes.extend(process_tags);
-    let mut scope_spans: Vec<ScopeSpans> = Vec::new();
-    for (scope, span) in spans {
-        match scope_spans
-            .iter_mut()
-            .find(|s| s.scope.as_ref() == Some(&scope))
-        {
-            Some(s) => s.spans.push(span),
-            None => scope_spans.push(ScopeSpans {
-                scope: Some(scope),
-                spans: vec![span],
-                ..Default::default()
-            }),
-        }
-    }
+    let scope_spans = osprey_model::grouping::by_scope(spans);
     Ok(ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: Some(Resource {

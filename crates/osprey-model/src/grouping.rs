@@ -1,6 +1,8 @@
 //! Spans put back under their resource and scope: consecutive spans of the same resource and scope
 //! share one `ResourceSpans` and `ScopeSpans`, as an exporter sends them.
 
+use std::collections::HashMap;
+
 use crate::otlp::{InstrumentationScope, Resource, ResourceSpans, ScopeSpans, Span};
 
 /// Where a span was sent from: its resource and scope, with their schema URLs.
@@ -41,4 +43,32 @@ pub fn push_span(out: &mut Vec<ResourceSpans>, origin: &Origin, span: Span) {
         .expect("just ensured")
         .spans
         .push(span);
+}
+
+/// Spans grouped by their scope, in the order each scope first comes; a map finds a span's group,
+/// so a list of many scopes costs no more than a list of one.
+pub fn by_scope(spans: Vec<(InstrumentationScope, Span)>) -> Vec<ScopeSpans> {
+    let mut groups: Vec<ScopeSpans> = Vec::new();
+    let mut index: HashMap<(String, String), Vec<usize>> = HashMap::new();
+    for (scope, span) in spans {
+        let candidates = index
+            .entry((scope.name.clone(), scope.version.clone()))
+            .or_default();
+        // Scopes of one name and version that differ otherwise (attributes) stay apart.
+        match candidates
+            .iter()
+            .find(|&&i| groups[i].scope.as_ref() == Some(&scope))
+        {
+            Some(&i) => groups[i].spans.push(span),
+            None => {
+                candidates.push(groups.len());
+                groups.push(ScopeSpans {
+                    scope: Some(scope),
+                    spans: vec![span],
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    groups
 }

@@ -21,8 +21,8 @@ fn or_default<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(
 
 use crate::otlp::{
     any_value::Value, span::Event, span::SpanKind, status::StatusCode, AnyValue,
-    ExportTraceServiceRequest, InstrumentationScope, KeyValue, Resource, ResourceSpans, ScopeSpans,
-    Span, Status,
+    ExportTraceServiceRequest, InstrumentationScope, KeyValue, Resource, ResourceSpans, Span,
+    Status,
 };
 
 /// The attribute holding the span id a shared span was sent with.
@@ -415,17 +415,7 @@ pub fn to_request(spans: Vec<ZipkinSpan>) -> Result<ExportTraceServiceRequest, S
     let resource_spans = by_service
         .into_iter()
         .map(|(service, spans)| {
-            let mut scopes: Vec<ScopeSpans> = Vec::new();
-            for (scope, span) in spans {
-                match scopes.iter_mut().find(|s| s.scope.as_ref() == Some(&scope)) {
-                    Some(s) => s.spans.push(span),
-                    None => scopes.push(ScopeSpans {
-                        scope: Some(scope),
-                        spans: vec![span],
-                        ..Default::default()
-                    }),
-                }
-            }
+            let scopes = crate::grouping::by_scope(spans);
             ResourceSpans {
                 resource: Some(Resource {
                     attributes: vec![string("service.name", service)],

@@ -41,14 +41,21 @@ struct Segment {
 
 impl Segment {
     fn create(dir: &Path, number: u64) -> io::Result<Segment> {
+        let path = segment_path(dir, number);
         let mut file = OpenOptions::new()
             .create_new(true)
             .append(true)
-            .open(segment_path(dir, number))?;
-        Write::write_all(&mut file, &segment_header())?;
-        file.sync_data()?;
-        // Make the new file's directory entry durable too, or a crash could lose the whole segment.
-        File::open(dir)?.sync_all()?;
+            .open(&path)?;
+        let ready = Write::write_all(&mut file, &segment_header())
+            .and_then(|()| file.sync_data())
+            // Make the new file's directory entry durable too, or a crash could lose the whole
+            // segment.
+            .and_then(|()| File::open(dir)?.sync_all());
+        if let Err(e) = ready {
+            // Gone again, so a retry (once the disk has room) can create it anew.
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
         Ok(Segment {
             number,
             file: Box::new(file),
@@ -179,7 +186,16 @@ impl Writer {
             // A write that fails (a full disk) leaves the file as it was once cut back: the log
             // can go on when space returns.
             tracing::error!(error = %e, segment = self.segment.number, "write-ahead log write failed");
-            let _ = self.segment.file.set_len(self.segment.len);
+            if let Err(cut) = self.segment.file.set_len(self.segment.len) {
+                // A torn group left in the file would sit between records and shift every later
+                // one's offset: the log cannot go on.
+                let why = format!(
+                    "the write-ahead log stopped: a failed write could not be cut off segment {} ({cut}); nothing more is acknowledged until the server is restarted",
+                    self.segment.number
+                );
+                tracing::error!(error = %cut, "{why}");
+                self.stopped = Some(why);
+            }
             fail(group, &e);
             return;
         }
@@ -258,30 +274,42 @@ mod tests {
 
     use super::*;
 
-    /// A segment file whose fsyncs fail once told to.
+    /// A segment file whose fsyncs fail once told to; with `fail_rest`, its writes (after half the
+    /// bytes) and cuts fail too.
     struct Failing {
         inner: File,
         fail_syncs: Arc<AtomicBool>,
+        fail_rest: Arc<AtomicBool>,
     }
+
+    const EIO: i32 = 5;
 
     impl SegmentFile for Failing {
         fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+            if self.fail_rest.load(Ordering::SeqCst) {
+                Write::write_all(&mut self.inner, &buf[..buf.len() / 2])?;
+                return Err(io::Error::from_raw_os_error(EIO));
+            }
             Write::write_all(&mut self.inner, buf)
         }
         fn sync_data(&self) -> io::Result<()> {
             if self.fail_syncs.load(Ordering::SeqCst) {
-                return Err(io::Error::from_raw_os_error(5)); // EIO
+                return Err(io::Error::from_raw_os_error(EIO));
             }
             self.inner.sync_data()
         }
         fn set_len(&self, len: u64) -> io::Result<()> {
+            if self.fail_rest.load(Ordering::SeqCst) {
+                return Err(io::Error::from_raw_os_error(EIO));
+            }
             self.inner.set_len(len)
         }
     }
 
-    fn writer(dir: &Path, fsync: FsyncPolicy) -> (Writer, Arc<AtomicBool>) {
+    fn writer(dir: &Path, fsync: FsyncPolicy) -> (Writer, Arc<AtomicBool>, Arc<AtomicBool>) {
         let mut segment = Segment::create(dir, 1).unwrap();
         let fail_syncs = Arc::new(AtomicBool::new(false));
+        let fail_rest = Arc::new(AtomicBool::new(false));
         let inner = File::options()
             .append(true)
             .open(segment_path(dir, 1))
@@ -289,6 +317,7 @@ mod tests {
         segment.file = Box::new(Failing {
             inner,
             fail_syncs: fail_syncs.clone(),
+            fail_rest: fail_rest.clone(),
         });
         let writer = Writer {
             dir: dir.to_path_buf(),
@@ -302,7 +331,7 @@ mod tests {
             last_sync: Instant::now(),
             stopped: None,
         };
-        (writer, fail_syncs)
+        (writer, fail_syncs, fail_rest)
     }
 
     /// Commits one record; its acknowledgement.
@@ -319,7 +348,7 @@ mod tests {
     #[test]
     fn a_failed_fsync_stops_the_log_for_good() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut writer, fail_syncs) = writer(dir.path(), FsyncPolicy::Always);
+        let (mut writer, fail_syncs, _) = writer(dir.path(), FsyncPolicy::Always);
         assert!(append(&mut writer).is_ok());
         fail_syncs.store(true, Ordering::SeqCst);
         let refused = append(&mut writer).unwrap_err();
@@ -334,12 +363,26 @@ mod tests {
     fn a_failed_periodic_fsync_stops_the_log_too() {
         let dir = tempfile::tempdir().unwrap();
         let interval = std::time::Duration::from_millis(1);
-        let (mut writer, fail_syncs) = writer(dir.path(), FsyncPolicy::Interval(interval));
+        let (mut writer, fail_syncs, _) = writer(dir.path(), FsyncPolicy::Interval(interval));
         assert!(append(&mut writer).is_ok(), "acknowledged once written");
         fail_syncs.store(true, Ordering::SeqCst);
         std::thread::sleep(interval * 2);
         writer.sync_if_due();
         fail_syncs.store(false, Ordering::SeqCst);
         assert!(append(&mut writer).is_err());
+    }
+
+    #[test]
+    fn a_torn_write_that_cannot_be_cut_off_stops_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut writer, _, fail_rest) = writer(dir.path(), FsyncPolicy::Always);
+        fail_rest.store(true, Ordering::SeqCst);
+        assert!(append(&mut writer).is_err());
+        fail_rest.store(false, Ordering::SeqCst);
+        let refused = append(&mut writer).unwrap_err();
+        assert!(
+            refused.to_string().contains("could not be cut"),
+            "{refused}"
+        );
     }
 }
