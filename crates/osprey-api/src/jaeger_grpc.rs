@@ -380,7 +380,7 @@ impl QueryService {
             let end = end_time.as_ref().map_or(crate::params::now_ns(), nanos);
             let start = start_time
                 .as_ref()
-                .map_or(end.saturating_sub(86_400_000_000_000), nanos);
+                .map_or(end.saturating_sub(crate::params::DAY_NS), nanos);
             let graph = q.service_graph(start, end).map_err(internal)?;
             Ok(DependenciesResponse {
                 dependencies: graph

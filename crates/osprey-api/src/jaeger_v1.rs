@@ -86,7 +86,9 @@ async fn dependencies(State(state): State<ApiState>, RawQuery(query): RawQuery) 
         let end = p
             .parsed(&["endTs"], params::millis)?
             .unwrap_or(params::now_ns());
-        let lookback = p.parsed(&["lookback"], params::millis)?.unwrap_or(DAY_NS);
+        let lookback = p
+            .parsed(&["lookback"], params::millis)?
+            .unwrap_or(params::DAY_NS);
         Ok((end.saturating_sub(lookback), end))
     });
     let (start, end) = match window {
@@ -130,7 +132,7 @@ async fn dependency_paths(State(state): State<ApiState>, RawQuery(query): RawQue
         let start = p
             .parsed(&["start"], params::millis)?
             .filter(|s| *s > 0)
-            .unwrap_or(end.saturating_sub(DAY_NS));
+            .unwrap_or(end.saturating_sub(params::DAY_NS));
         Ok((service, operation, start, end))
     });
     let (service, operation, start, end) = match parsed {
@@ -165,8 +167,6 @@ async fn dependency_paths(State(state): State<ApiState>, RawQuery(query): RawQue
         Err(e) => V1::internal(e),
     }
 }
-
-const DAY_NS: u64 = 86_400_000_000_000;
 
 /// Errors in the `errors` list of the classic envelope.
 pub(crate) struct V1;

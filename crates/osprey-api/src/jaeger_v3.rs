@@ -36,7 +36,7 @@ async fn dependencies(State(state): State<ApiState>, RawQuery(query): RawQuery) 
             .unwrap_or(params::now_ns());
         let start = p
             .parsed(&keys("start_time", "startTime"), params::rfc3339)?
-            .unwrap_or(end.saturating_sub(86_400_000_000_000));
+            .unwrap_or(end.saturating_sub(params::DAY_NS));
         Ok((start, end))
     });
     let (start, end) = match window {

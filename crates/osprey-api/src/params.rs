@@ -95,6 +95,9 @@ pub fn go_duration(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{text:?} is not a duration like 300ms, 1.5s or 2m"))
 }
 
+/// A day in nanoseconds: the lookback of the Jaeger and Zipkin APIs when none is given.
+pub const DAY_NS: u64 = 86_400_000_000_000;
+
 /// Now, in nanoseconds since the Unix epoch: where a window without an end ends.
 pub fn now_ns() -> u64 {
     std::time::SystemTime::now()

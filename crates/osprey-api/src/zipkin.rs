@@ -68,8 +68,6 @@ impl ErrorForm for ZipkinError {
     }
 }
 
-const DAY_NS: u64 = 86_400_000_000_000;
-
 /// Zipkin's default number of traces a search returns.
 const DEFAULT_LIMIT: usize = 10;
 
@@ -78,7 +76,9 @@ fn window(p: &Params) -> Result<(u64, u64), String> {
     let end = p
         .parsed(&["endTs"], params::millis)?
         .unwrap_or(params::now_ns());
-    let lookback = p.parsed(&["lookback"], params::millis)?.unwrap_or(DAY_NS);
+    let lookback = p
+        .parsed(&["lookback"], params::millis)?
+        .unwrap_or(params::DAY_NS);
     Ok((end.saturating_sub(lookback), end))
 }
 
@@ -248,7 +248,7 @@ async fn span_attribute_values(
     let values = state
         .run("zipkin values", move |q| {
             q.tag_values(
-                (now.saturating_sub(DAY_NS), now),
+                (now.saturating_sub(params::DAY_NS), now),
                 &attribute(Scope::Span, &key),
                 filter.map(SpansetExpr::Filter).as_ref(),
             )
@@ -372,7 +372,7 @@ async fn autocomplete_keys(State(state): State<ApiState>) -> Response {
     let now = params::now_ns();
     match state
         .run("zipkin keys", move |q| {
-            q.tag_names((now.saturating_sub(DAY_NS), now), None)
+            q.tag_names((now.saturating_sub(params::DAY_NS), now), None)
         })
         .await
     {

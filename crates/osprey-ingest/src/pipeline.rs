@@ -8,7 +8,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use osprey_model::otlp::{ExportTracePartialSuccess, ExportTraceServiceRequest};
 use osprey_model::otlp_json;
-use osprey_model::zipkin::{self, ZipkinSpan};
+use osprey_model::zipkin;
 use osprey_store::{validate_tenant, AppendError, Tenants, DEFAULT_TENANT};
 
 use crate::jaeger_thrift;
@@ -319,23 +319,14 @@ fn decode(
         Format::Protobuf => ExportTraceServiceRequest::decode(body.clone())
             .map_err(|e| IngestError::Malformed(format!("invalid OTLP protobuf: {e}")))?,
         Format::Json => otlp_json::decode_request(&body).map_err(IngestError::Malformed)?,
-        Format::ZipkinJson => {
-            let spans: Vec<ZipkinSpan> = serde_json::from_slice(&body)
-                .map_err(|e| IngestError::Malformed(format!("invalid Zipkin JSON: {e}")))?;
-            zipkin::to_request(spans).map_err(IngestError::Malformed)?
-        }
+        Format::ZipkinJson => zipkin::decode_json(&body).map_err(IngestError::Malformed)?,
         Format::JaegerBatch => {
             jaeger_thrift::decode_batch(&body).map_err(IngestError::Malformed)?
         }
         Format::JaegerAgent { compact } => {
             jaeger_thrift::decode_agent_message(&body, compact).map_err(IngestError::Malformed)?
         }
-        Format::ZipkinProto => {
-            let list = zipkin::proto::ListOfSpans::decode(body.clone())
-                .map_err(|e| IngestError::Malformed(format!("invalid Zipkin protobuf: {e}")))?;
-            zipkin::to_request(list.spans.into_iter().map(ZipkinSpan::from_proto).collect())
-                .map_err(IngestError::Malformed)?
-        }
+        Format::ZipkinProto => zipkin::decode_proto(&body).map_err(IngestError::Malformed)?,
     };
     let rejected = validate::retain_valid(&mut request);
     let payload = if format == Format::Protobuf && rejected.spans == 0 {

@@ -429,6 +429,20 @@ pub fn to_request(spans: Vec<ZipkinSpan>) -> Result<ExportTraceServiceRequest, S
     Ok(ExportTraceServiceRequest { resource_spans })
 }
 
+/// A `POST /api/v2/spans` JSON body as one OTLP export.
+pub fn decode_json(body: &[u8]) -> Result<ExportTraceServiceRequest, String> {
+    let spans: Vec<ZipkinSpan> =
+        serde_json::from_slice(body).map_err(|e| format!("invalid Zipkin JSON: {e}"))?;
+    to_request(spans)
+}
+
+/// A `POST /api/v2/spans` protobuf (`ListOfSpans`) body as one OTLP export.
+pub fn decode_proto(body: &[u8]) -> Result<ExportTraceServiceRequest, String> {
+    let list = <proto::ListOfSpans as prost::Message>::decode(body)
+        .map_err(|e| format!("invalid Zipkin protobuf: {e}"))?;
+    to_request(list.spans.into_iter().map(ZipkinSpan::from_proto).collect())
+}
+
 fn text(value: &Value) -> String {
     crate::attributes::value_text(value)
 }

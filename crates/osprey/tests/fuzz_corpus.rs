@@ -3,8 +3,7 @@
 
 use std::path::PathBuf;
 
-use osprey_model::zipkin::{self, ZipkinSpan};
-use prost::Message;
+use osprey_model::zipkin;
 
 /// The inputs kept for `target`.
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
@@ -36,13 +35,8 @@ fn jaeger_thrift_corpus() {
 #[test]
 fn zipkin_corpus() {
     for (_, data) in corpus("zipkin") {
-        if let Ok(spans) = serde_json::from_slice::<Vec<ZipkinSpan>>(&data) {
-            let _ = zipkin::to_request(spans);
-        }
-        if let Ok(list) = zipkin::proto::ListOfSpans::decode(data.as_slice()) {
-            let _ =
-                zipkin::to_request(list.spans.into_iter().map(ZipkinSpan::from_proto).collect());
-        }
+        let _ = zipkin::decode_json(&data);
+        let _ = zipkin::decode_proto(&data);
     }
 }
 

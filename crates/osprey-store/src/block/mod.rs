@@ -173,6 +173,17 @@ fn pages_of_traces(
 static CORES: std::sync::LazyLock<usize> =
     std::sync::LazyLock::new(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
 
+/// `read` split into one read a core, each of its share of `groups` (in order).
+fn shares<'a>(read: &Read<'a>, groups: &[usize]) -> Vec<Read<'a>> {
+    groups
+        .chunks(groups.len().div_ceil(*CORES).max(1))
+        .map(|chunk| Read {
+            row_groups: Some(chunk.to_vec()),
+            ..read.clone()
+        })
+        .collect()
+}
+
 pub(crate) fn io_error(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
@@ -532,11 +543,7 @@ impl Block {
         std::thread::scope(|scope| {
             let (sender, batches) = std::sync::mpsc::sync_channel::<io::Result<RecordBatch>>(cores);
             let mut decoders = Vec::new();
-            for chunk in groups.chunks(groups.len().div_ceil(cores)) {
-                let part = Read {
-                    row_groups: Some(chunk.to_vec()),
-                    ..read.clone()
-                };
+            for part in shares(&read, &groups) {
                 let sender = sender.clone();
                 decoders.push(scope.spawn(move || {
                     let stream = match self.runtime.block_on(self.stream(part)) {
@@ -578,15 +585,9 @@ impl Block {
             _ => return self.runtime.block_on(self.read_async(read)),
         };
         std::thread::scope(|scope| {
-            let parts: Vec<_> = groups
-                .chunks(groups.len().div_ceil(cores))
-                .map(|chunk| {
-                    let part = Read {
-                        row_groups: Some(chunk.to_vec()),
-                        ..read.clone()
-                    };
-                    scope.spawn(move || self.runtime.block_on(self.read_async(part)))
-                })
+            let parts: Vec<_> = shares(&read, &groups)
+                .into_iter()
+                .map(|part| scope.spawn(move || self.runtime.block_on(self.read_async(part))))
                 .collect();
             let mut batches = Vec::new();
             for part in parts {

@@ -68,9 +68,7 @@ impl Protocol {
             Protocol::Otlp => {
                 <ExportTraceServiceRequest as prost::Message>::decode(body.clone()).ok()
             }
-            Protocol::Zipkin => serde_json::from_slice(body)
-                .ok()
-                .and_then(|spans| osprey_model::zipkin::to_request(spans).ok()),
+            Protocol::Zipkin => osprey_model::zipkin::decode_json(body).ok(),
             Protocol::Jaeger => osprey_ingest::jaeger_thrift::decode_batch(body).ok(),
         };
         request.map_or(0, |r| {
