@@ -1,11 +1,10 @@
-//! Jaeger thrift as it arrives: a binary `Batch` over HTTP, an `emitBatch` datagram over UDP in
-//! either protocol. Any bytes: an answer or an error, never a panic or a large allocation.
+//! Jaeger thrift: a binary `Batch` (HTTP) and `emitBatch` datagrams (UDP, compact and binary). See `../entries.rs`.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+#[allow(dead_code)]
+#[path = "../entries.rs"]
+mod entries;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = osprey_ingest::jaeger_thrift::decode_batch(data);
-    let _ = osprey_ingest::jaeger_thrift::decode_agent_message(data, true);
-    let _ = osprey_ingest::jaeger_thrift::decode_agent_message(data, false);
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = entries::jaeger_thrift(data);
 });

@@ -1,8 +1,10 @@
-//! OTLP/JSON export bodies (`POST /v1/traces` with `application/json`, `/api/transform`).
+//! OTLP/JSON export bodies. See `../entries.rs`.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+#[allow(dead_code)]
+#[path = "../entries.rs"]
+mod entries;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = osprey_model::otlp_json::decode_request(data);
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = entries::otlp_json(data);
 });

@@ -1,11 +1,10 @@
-//! TraceQL queries (`/api/search?q=`, `/api/metrics/*`, `osprey query`): parsed or refused with a
-//! position, never a panic or a stack overflow.
+//! TraceQL queries. See `../entries.rs`.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+#[allow(dead_code)]
+#[path = "../entries.rs"]
+mod entries;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(query) = std::str::from_utf8(data) {
-        let _ = osprey_query::traceql::parse(query);
-    }
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = entries::traceql(data);
 });

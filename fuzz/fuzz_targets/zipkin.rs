@@ -1,10 +1,10 @@
-//! Zipkin v2 spans as they arrive: a JSON list or a protobuf `ListOfSpans`, mapped to OTLP.
+//! Zipkin v2 JSON lists and protobuf `ListOfSpans`. See `../entries.rs`.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use osprey_model::zipkin;
+#[allow(dead_code)]
+#[path = "../entries.rs"]
+mod entries;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = zipkin::decode_json(data);
-    let _ = zipkin::decode_proto(data);
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = entries::zipkin(data);
 });

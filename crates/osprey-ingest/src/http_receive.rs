@@ -112,7 +112,9 @@ async fn read_body(
     }
 }
 
-fn gunzip(compressed: &[u8], limit: usize) -> Result<Bytes, IngestError> {
+/// Undoes gzip, refusing (413) output over `limit` bytes without producing more than one byte
+/// past it: a small bomb never costs more memory than an honest body of the limit's size.
+pub fn gunzip(compressed: &[u8], limit: usize) -> Result<Bytes, IngestError> {
     let mut out = Vec::with_capacity(compressed.len().saturating_mul(4).min(limit));
     flate2::read::GzDecoder::new(compressed)
         .take(limit as u64 + 1)

@@ -13,7 +13,9 @@ mod thrift;
 mod validate;
 pub mod zipkin_http;
 
+pub use http_receive::gunzip;
 pub use metrics::IngestMetrics;
 pub use pipeline::{
-    tenant_of, Exported, Format, IngestError, Ingester, Limits, Reservation, TENANT_HEADER,
+    decode, tenant_of, Exported, Format, IngestError, Ingester, Limits, Reservation, TENANT_HEADER,
 };
+pub use validate::Rejected;

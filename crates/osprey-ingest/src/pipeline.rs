@@ -310,8 +310,9 @@ fn too_large(size: usize, limit: usize) -> IngestError {
 }
 
 /// Decodes and validates; returns the request, what was rejected, and the protobuf payload to store
-/// (the body itself when it is protobuf and nothing was taken out).
-fn decode(
+/// (the body itself when it is protobuf and nothing was taken out). Every receiver's body comes
+/// through here, and so does the fuzzing of them (fuzz/).
+pub fn decode(
     body: Bytes,
     format: Format,
 ) -> Result<(ExportTraceServiceRequest, validate::Rejected, Bytes), IngestError> {

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use osprey_model::attributes::service_name;
 use osprey_model::otlp::{status::StatusCode, ExportTraceServiceRequest};
 use osprey_model::TraceId;
+use prost::Message;
 
 use crate::wal::RecordLocation;
 
@@ -131,6 +132,18 @@ pub struct Head {
 }
 
 impl Head {
+    /// Indexes the spans of a log record as replay reads it back (`payload`: the export's
+    /// protobuf encoding); false when it does not decode (then nothing is indexed).
+    pub fn insert_record(&mut self, location: RecordLocation, payload: &[u8]) -> bool {
+        match ExportTraceServiceRequest::decode(payload) {
+            Ok(request) => {
+                self.insert(location, &request);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     /// Indexes every span of a record that the WAL stored at `location`. Spans with invalid trace ids
     /// (which ingest never lets through) are skipped.
     pub fn insert(&mut self, location: RecordLocation, request: &ExportTraceServiceRequest) {

@@ -26,7 +26,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use parking_lot::RwLock;
-use prost::Message;
 
 use osprey_model::otlp::ExportTraceServiceRequest;
 
@@ -268,9 +267,8 @@ impl Store {
             in_blocks_through,
             |location, payload| {
                 first_segment.get_or_insert(location.segment);
-                match ExportTraceServiceRequest::decode(payload) {
-                    Ok(request) => head.insert(location, &request),
-                    Err(_) => undecodable += 1,
+                if !head.insert_record(location, payload) {
+                    undecodable += 1;
                 }
             },
         )?;

@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use osprey_model::zipkin;
+#[allow(dead_code)]
+#[path = "../../../fuzz/entries.rs"]
+mod entries;
 
 /// The inputs kept for `target`.
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
@@ -23,42 +25,77 @@ fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     inputs
 }
 
+/// Every kept input of every target through its entry point, as the fuzz target runs it; one test,
+/// because the targets share scratch directories (and a store) per process. A failing input is
+/// named.
 #[test]
-fn jaeger_thrift_corpus() {
-    for (_, data) in corpus("jaeger_thrift") {
-        let _ = osprey_ingest::jaeger_thrift::decode_batch(&data);
-        let _ = osprey_ingest::jaeger_thrift::decode_agent_message(&data, true);
-        let _ = osprey_ingest::jaeger_thrift::decode_agent_message(&data, false);
-    }
-}
-
-#[test]
-fn zipkin_corpus() {
-    for (_, data) in corpus("zipkin") {
-        let _ = zipkin::decode_json(&data);
-        let _ = zipkin::decode_proto(&data);
-    }
-}
-
-#[test]
-fn otlp_json_corpus() {
-    for (_, data) in corpus("otlp_json") {
-        let _ = osprey_model::otlp_json::decode_request(&data);
-    }
-}
-
-#[test]
-fn traceql_corpus() {
-    for (_, data) in corpus("traceql") {
-        if let Ok(query) = std::str::from_utf8(&data) {
-            let _ = osprey_query::traceql::parse(query);
+fn every_target_replays_its_corpus() {
+    type Entry = fn(&[u8]);
+    let targets: [(&str, Entry); 9] = [
+        ("jaeger_thrift", entries::jaeger_thrift),
+        ("zipkin", entries::zipkin),
+        ("otlp_json", entries::otlp_json),
+        ("traceql", entries::traceql),
+        ("otlp_proto", |data| {
+            let _ = entries::otlp_proto(data);
+        }),
+        ("gzip", |data| {
+            let _ = entries::gzip(data);
+        }),
+        ("wal_replay", |data| {
+            let _ = entries::wal_replay(data);
+        }),
+        ("block_files", |data| {
+            let _ = entries::block_files(data);
+        }),
+        ("query_params", |data| {
+            let _ = entries::query_params(data);
+        }),
+    ];
+    for (target, entry) in targets {
+        for (path, data) in corpus(target) {
+            if std::panic::catch_unwind(|| entry(&data)).is_err() {
+                panic!("{} fails (see the panic above)", path.display());
+            }
         }
     }
+    entries::remove_scratch();
 }
 
 /// The seeds are real inputs: each decodes (a corpus of garbage alone would test little).
 #[test]
 fn the_seeds_decode() {
+    let seed = |target: &str, name: &str| {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/corpus")
+            .join(target)
+            .join(name);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    assert_eq!(entries::otlp_proto(&seed("otlp_proto", "seed-export")), 3);
+    assert_eq!(entries::gzip(&seed("gzip", "seed-export")), 3);
+    assert_eq!(entries::wal_replay(&seed("wal_replay", "seed-framed")), 6);
+    assert_eq!(entries::wal_replay(&seed("wal_replay", "seed-segment")), 3);
+    for file in ["meta", "index", "data"] {
+        let intact = entries::block_files(&seed("block_files", &format!("seed-{file}-intact")));
+        assert_eq!(
+            intact,
+            Some(2),
+            "{file}: both traces of the block are found"
+        );
+    }
+    for (path, data) in corpus("query_params") {
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("seed-")
+        {
+            let (status, body) = entries::query_params(&data).expect("an answer");
+            let body = String::from_utf8_lossy(&body);
+            assert_eq!(status, 200, "{}: {body}", path.display());
+        }
+    }
     for (path, data) in corpus("jaeger_thrift") {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let decoded = match name.as_str() {

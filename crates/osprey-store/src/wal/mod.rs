@@ -26,7 +26,8 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use crate::metrics::StoreMetrics;
-pub use replay::{read_segments, Damage, ReplayReport};
+pub use record::{header as record_header, segment_header};
+pub use replay::{read_segments, replay, Damage, ReplayReport};
 
 /// When appended records are made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +101,8 @@ pub struct Wal {
     readers: Mutex<HashMap<u64, Arc<File>>>,
 }
 
-fn segment_path(dir: &Path, segment: u64) -> PathBuf {
+/// Where segment `segment` of the log in `dir` lives.
+pub fn segment_path(dir: &Path, segment: u64) -> PathBuf {
     dir.join(format!("{segment:020}.wal"))
 }
 

@@ -1,0 +1,10 @@
+//! OTLP protobuf export bodies: decoding, validation, indexing into a head. See `../entries.rs`.
+#![no_main]
+
+#[allow(dead_code)]
+#[path = "../entries.rs"]
+mod entries;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = entries::otlp_proto(data);
+});
