@@ -2,6 +2,7 @@
 //! time.
 
 mod block;
+mod crash;
 mod ingest;
 mod protocols;
 mod report;
@@ -22,6 +23,9 @@ pub enum BenchCommand {
     Block(block::BlockArgs),
     /// Search, trace assembly, summaries, service graph and RED over a store of tracegen-shaped spans.
     Query(store::QueryArgs),
+    /// SIGKILL the server at random moments under concurrent gRPC and HTTP exports (blocks being
+    /// cut and compacted), restart it, and count acknowledged spans lost or doubled.
+    Crash(crash::CrashArgs),
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
@@ -30,5 +34,6 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Wal(args) => store::wal(args).await,
         BenchCommand::Query(args) => store::query(args).await,
         BenchCommand::Block(args) => block::run(args).await,
+        BenchCommand::Crash(args) => crash::run(args).await,
     }
 }

@@ -11,6 +11,8 @@ use anyhow::{bail, Context};
 pub struct ServerProcess {
     child: Child,
     pub grpc: SocketAddr,
+    pub http: SocketAddr,
+    pub query: SocketAddr,
     pub zipkin: SocketAddr,
     pub jaeger_http: SocketAddr,
 }
@@ -68,6 +70,8 @@ impl ServerProcess {
         let mut server = ServerProcess {
             child,
             grpc,
+            http,
+            query,
             zipkin,
             jaeger_http,
         };
@@ -99,6 +103,13 @@ impl ServerProcess {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// SIGKILL: the server gets no chance to flush or finish anything.
+    pub fn kill(mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
 }
 
 /// A memory figure of `/proc/<pid>/status` (`VmRSS:`, `VmHWM:`), in bytes.
@@ -129,8 +140,6 @@ pub fn dir_bytes(dir: &Path) -> u64 {
         })
         .sum()
 }
-
-impl ServerProcess {}
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {

@@ -17,7 +17,7 @@ pub struct Shape {
     pub services: usize,
 }
 
-fn string(key: &str, value: String) -> KeyValue {
+pub fn string(key: &str, value: String) -> KeyValue {
     KeyValue {
         key: key.to_string(),
         value: Some(AnyValue {
