@@ -45,6 +45,10 @@ class Osprey:
         self.jaeger_binary_port = free_port(socket.SOCK_DGRAM)
         self.process = None
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
+        # With --tls-cert every port speaks TLS; requests then trust that certificate.
+        args = self.extra_args
+        self.ca = args[args.index("--tls-cert") + 1] if "--tls-cert" in args else None
+        self.scheme = "https" if self.ca else "http"
 
     @property
     def grpc_endpoint(self):
@@ -52,23 +56,23 @@ class Osprey:
 
     @property
     def http_url(self):
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"{self.scheme}://127.0.0.1:{self.http_port}"
 
     @property
     def query_url(self):
-        return f"http://127.0.0.1:{self.query_port}"
+        return f"{self.scheme}://127.0.0.1:{self.query_port}"
 
     @property
     def zipkin_url(self):
-        return f"http://127.0.0.1:{self.zipkin_port}"
+        return f"{self.scheme}://127.0.0.1:{self.zipkin_port}"
 
     @property
     def sampling_url(self):
-        return f"http://127.0.0.1:{self.sampling_port}"
+        return f"{self.scheme}://127.0.0.1:{self.sampling_port}"
 
     @property
     def tempo_url(self):
-        return f"http://127.0.0.1:{self.tempo_port}"
+        return f"{self.scheme}://127.0.0.1:{self.tempo_port}"
 
     def start(self):
         log = open(self.log_path, "ab")
@@ -98,7 +102,8 @@ class Osprey:
             if self.process.poll() is not None:
                 raise RuntimeError(f"osprey exited with {self.process.returncode}:\n{self.log()}")
             try:
-                if requests.get(f"{self.query_url}/ready", timeout=1).status_code == 200:
+                ready = requests.get(f"{self.query_url}/ready", timeout=1, verify=self.ca or True)
+                if ready.status_code == 200:
                     return self
             except requests.ConnectionError:
                 pass
@@ -114,6 +119,7 @@ class Osprey:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def get(self, path, **kwargs):
+        kwargs.setdefault("verify", self.ca or True)
         return requests.get(f"{self.query_url}{path}", timeout=30, **kwargs)
 
 

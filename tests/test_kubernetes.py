@@ -65,12 +65,26 @@ def test_osprey_statefulset():
     assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
     assert {p["containerPort"] for p in container["ports"]} == {4317, 4318, 16686, 3200, 5778, 9411, 14268, 6831, 6832, 16685}
-    [mount] = container["volumeMounts"]
+    mount, tls_mount = container["volumeMounts"]
     config = find(resources, "ConfigMap", "osprey-config")
     assert config["data"]["OSPREY_DATA_DIR"] == mount["mountPath"]
+    # TLS from the Secret osprey-tls, mounted where the settings point, probes over HTTPS.
+    [tls_volume] = pod["spec"]["volumes"]
+    assert tls_volume["secret"]["secretName"] == "osprey-tls" and tls_mount["name"] == tls_volume["name"]
+    assert config["data"]["OSPREY_TLS_CERT"] == f"{tls_mount['mountPath']}/tls.crt"
+    assert config["data"]["OSPREY_TLS_KEY"] == f"{tls_mount['mountPath']}/tls.key"
+    assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
     assert osprey["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == mount["name"]
     service = find(resources, "Service", "osprey")
     assert {p["port"] for p in service["spec"]["ports"]} == {4317, 4318, 16686, 3200, 5778, 9411, 14268, 6831, 6832, 16685}
+
+
+def test_the_demo_overlay_runs_osprey_without_tls():
+    resources = render(KUBERNETES / "overlays" / "demo")
+    config = find(resources, "ConfigMap", "osprey-config")["data"]
+    assert "OSPREY_TLS_CERT" not in config and "OSPREY_TLS_KEY" not in config
+    [container] = find(resources, "StatefulSet", "osprey")["spec"]["template"]["spec"]["containers"]
+    assert {container[p]["httpGet"]["scheme"] for p in ["startupProbe", "readinessProbe", "livenessProbe"]} == {"HTTP"}
 
 
 def test_demo_overlay_deploys_every_service_exporting_to_osprey():

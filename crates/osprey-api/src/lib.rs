@@ -185,6 +185,12 @@ fn operation_json(name: String, kind: i32) -> serde_json::Value {
     })
 }
 
+/// Whether a request for `path` answers without a token when tokens are required: health checks,
+/// and the UI's pages and static files, which hold no trace data (the UI then asks for a token).
+pub fn answers_without_token(path: &str) -> bool {
+    matches!(path, "/healthz" | "/ready" | "/health") || ui::is_page_or_file(path)
+}
+
 /// Every route of the Tempo port (3200): Grafana's Tempo data source, health and metrics.
 pub fn tempo_router(state: ApiState) -> Router {
     Router::new()

@@ -43,16 +43,33 @@ pub fn routes() -> Router<ApiState> {
     let mut router = Router::new()
         .route("/", get(|| async { Redirect::temporary("/search") }))
         .route("/ui/{*file}", get(asset));
-    for page in [
-        "/search",
-        "/trace/{trace_id}",
-        "/map",
-        "/services",
-        "/compare",
-    ] {
+    for page in PAGES {
         router = router.route(page, get(index));
     }
     router
+}
+
+/// The paths that answer with the UI's shell.
+const PAGES: [&str; 5] = [
+    "/search",
+    "/trace/{trace_id}",
+    "/map",
+    "/services",
+    "/compare",
+];
+
+/// Whether `path` is one of the UI's pages or static files (no trace data in either).
+pub fn is_page_or_file(path: &str) -> bool {
+    path == "/"
+        || path.starts_with("/ui/")
+        || PAGES
+            .iter()
+            .any(|page| match page.strip_suffix("{trace_id}") {
+                Some(prefix) => path
+                    .strip_prefix(prefix)
+                    .is_some_and(|id| !id.is_empty() && !id.contains('/')),
+                None => path == *page,
+            })
 }
 
 async fn index() -> Response {

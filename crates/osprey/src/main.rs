@@ -1,10 +1,12 @@
 //! The `osprey` binary: `serve` (the default), `trace`, `query`, `blocks` and `bench`.
 
+mod auth;
 mod bench;
 mod blocks;
 mod client;
 mod config;
 mod serve;
+mod tls;
 mod trace_tree;
 mod traceql_query;
 mod units;

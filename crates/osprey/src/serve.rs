@@ -16,6 +16,8 @@ use osprey_ingest::otlp_grpc::TraceService;
 use osprey_ingest::{Ingester, Limits};
 use osprey_store::{FsyncPolicy, StoreOptions, Tenants, WalOptions};
 
+use crate::auth::{self, Gate, GrpcGate, Port, Right, Tokens};
+use crate::tls::{Tls, TlsListener};
 use crate::units::{parse_duration, parse_size};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -121,6 +123,17 @@ pub struct ServeArgs {
     /// (default 30s).
     #[arg(long, env = "OSPREY_BLOCK_LIST_INTERVAL", value_parser = parse_duration)]
     pub block_list_interval: Option<Duration>,
+    /// TLS certificate chain (PEM). With --tls-key, every TCP listener speaks TLS only; both
+    /// files are read again when they change.
+    #[arg(long, env = "OSPREY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) of --tls-cert.
+    #[arg(long, env = "OSPREY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Bearer tokens (YAML: a list of `token`, `tenant`, `allow: [ingest, query]`). With them
+    /// every request needs a token, which decides its tenant; without, every port is open.
+    #[arg(long, env = "OSPREY_AUTH_TOKENS")]
+    pub auth_tokens: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -162,8 +175,80 @@ fn sampling_strategies(args: &ServeArgs) -> anyhow::Result<SamplingStrategies> {
         .map_err(|e| anyhow::anyhow!("sampling strategies {}: {e}", path.display()))
 }
 
+/// A bound TCP port, plain or behind TLS.
+enum Listener {
+    Plain(TcpListener),
+    Tls(TlsListener),
+}
+
+/// Serves a tonic router on a [`Listener`] until SIGINT or SIGTERM (a macro: the two kinds of
+/// connection make two server types).
+macro_rules! serve_grpc {
+    ($router:expr, $listener:expr, $what:literal) => {
+        async {
+            match $listener {
+                // Without TCP_NODELAY, small response frames wait out delayed ACKs (~40 ms an export).
+                Listener::Plain(listener) => {
+                    $router
+                        .serve_with_incoming_shutdown(
+                            tonic::transport::server::TcpIncoming::from(listener)
+                                .with_nodelay(Some(true)),
+                            shutdown_signal(),
+                        )
+                        .await
+                }
+                Listener::Tls(listener) => {
+                    $router
+                        .serve_with_incoming_shutdown(listener.into_stream(), shutdown_signal())
+                        .await
+                }
+            }
+            .context($what)
+        }
+    };
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let strategies = Arc::new(sampling_strategies(&args)?);
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(Tls::load(cert, key)?),
+        _ => {
+            tracing::warn!("no --tls-cert and --tls-key: every listener speaks plain text");
+            None
+        }
+    };
+    let tokens = match &args.auth_tokens {
+        Some(path) => {
+            let tokens = Tokens::load(path)?;
+            tracing::info!(
+                tokens = tokens.len(),
+                "bearer tokens required on every port"
+            );
+            Some(Arc::new(tokens))
+        }
+        None => {
+            tracing::warn!(
+                "no --auth-tokens: anyone who reaches these ports can send spans and read every trace"
+            );
+            None
+        }
+    };
+    let gate = |router: axum::Router, port: Port| match &tokens {
+        Some(tokens) => router.layer(axum::middleware::from_fn_with_state(
+            Gate {
+                tokens: tokens.clone(),
+                port,
+            },
+            auth::require_token,
+        )),
+        None => router,
+    };
+    let grpc_gate = |right| {
+        tonic::service::InterceptorLayer::new(GrpcGate {
+            tokens: tokens.clone(),
+            right,
+        })
+    };
     let opened = Instant::now();
     let (tenants, reports) = Tenants::open(&args.data_dir, args.store_options())
         .await
@@ -239,37 +324,49 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ))
         .merge(osprey_api::zipkin_router(api_state.clone()));
 
-    let query_listener = bind(args.query_addr, "query").await?;
-    let tempo_listener = bind(args.tempo_addr, "Tempo API").await?;
-    let sampling_listener = bind(args.sampling_addr, "Jaeger remote sampling").await?;
-    let zipkin_listener = bind(args.zipkin_addr, "Zipkin").await?;
-    let jaeger_http_listener = bind(args.jaeger_http_addr, "Jaeger thrift HTTP").await?;
-    let jaeger_grpc_listener = bind(args.jaeger_grpc_addr, "Jaeger api_v3 gRPC").await?;
-    let jaeger_compact = bind_udp(args.jaeger_compact_addr, "Jaeger agent (compact)").await?;
-    let jaeger_binary = bind_udp(args.jaeger_binary_addr, "Jaeger agent (binary)").await?;
-    let http_listener = bind(args.otlp_http_addr, "OTLP/HTTP").await?;
-    let grpc_listener = bind(args.otlp_grpc_addr, "OTLP/gRPC").await?;
-
-    let http = osprey_ingest::otlp_http::router(ingester.clone()).layer(
-        tower::limit::GlobalConcurrencyLimitLayer::new(args.max_concurrent_requests),
+    let api = gate(api, Port::Query);
+    let tempo = gate(tempo, Port::Tempo);
+    let zipkin = gate(zipkin, Port::Zipkin);
+    let jaeger_http = gate(jaeger_http, Port::JaegerIntake);
+    let http = gate(
+        osprey_ingest::otlp_http::router(ingester.clone()).layer(
+            tower::limit::GlobalConcurrencyLimitLayer::new(args.max_concurrent_requests),
+        ),
+        Port::OtlpHttp,
     );
+
+    let tls = tls.as_ref();
+    let query_listener = bind(args.query_addr, "query", tls).await?;
+    let tempo_listener = bind(args.tempo_addr, "Tempo API", tls).await?;
+    let sampling_listener = bind(args.sampling_addr, "Jaeger remote sampling", tls).await?;
+    let zipkin_listener = bind(args.zipkin_addr, "Zipkin", tls).await?;
+    let jaeger_http_listener = bind(args.jaeger_http_addr, "Jaeger thrift HTTP", tls).await?;
+    let jaeger_grpc_listener = bind(args.jaeger_grpc_addr, "Jaeger api_v3 gRPC", tls).await?;
+    // UDP datagrams can carry no token (nor TLS): with tokens required, the agent ports stay shut.
+    let agents = match tokens {
+        Some(_) => {
+            tracing::warn!(
+                "the Jaeger agent UDP ports are not opened: with --auth-tokens every span must come with a token"
+            );
+            None
+        }
+        None => Some((
+            bind_udp(args.jaeger_compact_addr, "Jaeger agent (compact)").await?,
+            bind_udp(args.jaeger_binary_addr, "Jaeger agent (binary)").await?,
+        )),
+    };
+    let http_listener = bind(args.otlp_http_addr, "OTLP/HTTP", tls).await?;
+    let grpc_listener = bind(args.otlp_grpc_addr, "OTLP/gRPC", tls).await?;
+
     let grpc = tonic::transport::Server::builder()
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             args.max_concurrent_requests,
         ))
-        .add_service(TraceService::new(ingester))
-        .serve_with_incoming_shutdown(
-            // Without TCP_NODELAY, small response frames wait out delayed ACKs (~40 ms per export).
-            tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
-            shutdown_signal(),
-        );
+        .layer(grpc_gate(Right::Ingest))
+        .add_service(TraceService::new(ingester));
     let jaeger_grpc = tonic::transport::Server::builder()
-        .add_service(osprey_api::JaegerQueryService::new(api_state.clone()))
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(jaeger_grpc_listener)
-                .with_nodelay(Some(true)),
-            shutdown_signal(),
-        );
+        .layer(grpc_gate(Right::Query))
+        .add_service(osprey_api::JaegerQueryService::new(api_state.clone()));
     tracing::info!("osprey is ready");
     tokio::try_join!(
         serve_http(query_listener, api, "query server"),
@@ -282,28 +379,44 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ),
         async {
             use osprey_ingest::jaeger_receivers::serve_udp;
+            let Some((compact, binary)) = agents else {
+                return anyhow::Ok(());
+            };
             tokio::select! {
-                _ = serve_udp(jaeger_compact, udp_ingester.clone(), true) => {}
-                _ = serve_udp(jaeger_binary, udp_ingester, false) => {}
+                _ = serve_udp(compact, udp_ingester.clone(), true) => {}
+                _ = serve_udp(binary, udp_ingester, false) => {}
                 _ = shutdown_signal() => {}
             }
             anyhow::Ok(())
         },
         serve_http(sampling_listener, sampling, "remote sampling server"),
         serve_http(http_listener, http, "OTLP/HTTP server"),
-        async { grpc.await.context("OTLP/gRPC server") },
-        async { jaeger_grpc.await.context("Jaeger api_v3 gRPC server") },
+        serve_grpc!(grpc, grpc_listener, "OTLP/gRPC server"),
+        serve_grpc!(
+            jaeger_grpc,
+            jaeger_grpc_listener,
+            "Jaeger api_v3 gRPC server"
+        ),
     )?;
     tracing::info!("osprey stopped");
     Ok(())
 }
 
 /// Serves `router` on `listener` until SIGINT or SIGTERM; `what` names it in errors.
-async fn serve_http(listener: TcpListener, router: axum::Router, what: &str) -> anyhow::Result<()> {
-    axum::serve(listener.tap_io(no_delay), router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context(what.to_string())
+async fn serve_http(listener: Listener, router: axum::Router, what: &str) -> anyhow::Result<()> {
+    match listener {
+        Listener::Plain(listener) => {
+            axum::serve(listener.tap_io(no_delay), router)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+        Listener::Tls(listener) => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+    }
+    .context(what.to_string())
 }
 
 fn no_delay(stream: &mut tokio::net::TcpStream) {
@@ -312,12 +425,20 @@ fn no_delay(stream: &mut tokio::net::TcpStream) {
     }
 }
 
-async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+async fn bind(addr: SocketAddr, what: &str, tls: Option<&Tls>) -> anyhow::Result<Listener> {
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding the {what} port {addr}"))?;
-    tracing::info!(%addr, "{what} listening");
-    Ok(listener)
+    Ok(match tls {
+        Some(tls) => {
+            tracing::info!(%addr, "{what} listening (TLS)");
+            Listener::Tls(tls.accept(listener))
+        }
+        None => {
+            tracing::info!(%addr, "{what} listening");
+            Listener::Plain(listener)
+        }
+    })
 }
 
 async fn bind_udp(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::UdpSocket> {

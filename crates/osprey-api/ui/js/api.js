@@ -1,7 +1,32 @@
 // Fetching from Osprey's APIs; errors carry the server's own message.
 
+const TOKEN_KEY = 'osprey.token';
+
+/**
+ * fetch() with the bearer token this browser was given, when the server requires one
+ * (`--auth-tokens`): a refused call (401) asks for a token once, keeps it in local storage and
+ * tries again.
+ */
+export async function apiFetch(url) {
+  const send = () => {
+    const headers = { Accept: 'application/json' };
+    const token = localStorage.getItem(TOKEN_KEY);
+    if (token) headers.Authorization = `Bearer ${token}`;
+    return fetch(url, { headers });
+  };
+  let response = await send();
+  if (response.status === 401) {
+    const token = window.prompt('This Osprey requires an access token (bearer token):');
+    if (token) {
+      localStorage.setItem(TOKEN_KEY, token.trim());
+      response = await send();
+    }
+  }
+  return response;
+}
+
 export async function getJSON(url) {
-  const response = await fetch(url, { headers: { Accept: 'application/json' } });
+  const response = await apiFetch(url);
   let body = null;
   try {
     body = await response.json();

@@ -1,6 +1,7 @@
 // TraceQL on the search page: a query box above the Jaeger form, errors shown at their place in
 // the query, and results that list each trace's matched spans.
 
+import { apiFetch } from './api.js';
 import { navigate } from './app.js';
 import { attributes, duration, el, serviceColor, time } from './format.js';
 
@@ -47,7 +48,7 @@ export async function traceqlSearch(results, params, [from, to]) {
   let answer;
   try {
     // Not getJSON: a refused query's answer carries the line and column the box points at.
-    const response = await fetch(`/api/osprey/traceql?${query}`, { headers: { Accept: 'application/json' } });
+    const response = await apiFetch(`/api/osprey/traceql?${query}`);
     answer = await response.json();
     if (!response.ok) {
       results.replaceChildren(errorAt(q, answer.error || { message: response.statusText }));
