@@ -14,7 +14,7 @@ mod generation;
 pub mod head;
 pub mod metrics;
 pub mod objects;
-mod retention;
+pub mod retention;
 mod source;
 mod tenants;
 pub mod wal;
@@ -143,7 +143,8 @@ impl Shared {
 pub struct OpenReport {
     pub replay: ReplayReport,
     pub blocks: usize,
-    /// Block directories without a meta (a cut that did not finish); left for the operator.
+    /// Block directories without a meta: a cut or compaction that did not finish (deleted once
+    /// [`retention::ABANDONED_AFTER`] old), or a block another server is writing now.
     pub incomplete_blocks: Vec<String>,
     /// Blocks whose meta or index could not be read (damaged, or a newer format); skipped.
     pub unreadable_blocks: Vec<String>,
@@ -241,6 +242,16 @@ impl Store {
                 }
             }
         }
+        let abandoned = retention::remove_abandoned_blocks(
+            &storage,
+            &tenant,
+            &report.incomplete_blocks,
+            retention::ABANDONED_AFTER,
+        )
+        .await;
+        report
+            .incomplete_blocks
+            .retain(|id| !abandoned.contains(id));
         let replaced = without_replaced(&mut blocks);
         for id in &replaced {
             // Left behind by a compaction that stopped before deleting its inputs.

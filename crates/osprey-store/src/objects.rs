@@ -152,6 +152,25 @@ impl ObjectStorage {
         Ok(())
     }
 
+    /// When the newest object of a block directory was written (`None`: the directory is empty).
+    pub async fn last_write(
+        &self,
+        tenant: &str,
+        block: &str,
+    ) -> object_store::Result<Option<std::time::SystemTime>> {
+        use futures::TryStreamExt;
+        self.requests.inc();
+        let objects: Vec<_> = self
+            .store
+            .list(Some(&self.blocks_dir(tenant).join(block)))
+            .try_collect()
+            .await?;
+        Ok(objects
+            .iter()
+            .map(|o| std::time::SystemTime::from(o.last_modified))
+            .max())
+    }
+
     /// Deletes every object of a block, meta first so that readers stop seeing it at once.
     pub async fn delete_block(&self, tenant: &str, block: &str) -> object_store::Result<()> {
         for file in [META_FILE, INDEX_FILE, DATA_FILE] {

@@ -335,3 +335,38 @@ async fn over_two_row_groups_scans_see_whole_traces_and_lookups_what_was_sent() 
     let split: Vec<_> = pieces.iter().filter(|(_, p)| **p != [9]).collect();
     assert!(split.is_empty(), "traces seen in pieces: {split:?}");
 }
+
+/// A kill during a cut leaves a block directory without `meta.json`: ignored while it may still be
+/// being written, deleted once it is [`ABANDONED_AFTER`] old.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_abandoned_incomplete_block_is_deleted_once_old_enough() {
+    use osprey_store::retention::{remove_abandoned_blocks, ABANDONED_AFTER};
+    let dir = tempfile::tempdir().unwrap();
+    let incomplete = dir
+        .path()
+        .join("blocks/single-tenant/blocks/01abandoned0000000000000000000000");
+    std::fs::create_dir_all(&incomplete).unwrap();
+    std::fs::write(incomplete.join("data.parquet"), b"PAR1 half an upload").unwrap();
+
+    let (store, report) = open(&dir).await;
+    assert_eq!(report.incomplete_blocks.len(), 1, "a fresh one is kept");
+    assert!(incomplete.exists());
+    drop(store);
+
+    let storage =
+        osprey_store::ObjectStorage::open(dir.path().join("blocks").to_str().unwrap()).unwrap();
+    let ids = report.incomplete_blocks.clone();
+    assert!(
+        remove_abandoned_blocks(&storage, "single-tenant", &ids, ABANDONED_AFTER)
+            .await
+            .is_empty(),
+        "younger than the grace period: kept"
+    );
+    assert!(incomplete.join("data.parquet").exists());
+    let removed =
+        remove_abandoned_blocks(&storage, "single-tenant", &ids, std::time::Duration::ZERO).await;
+    assert_eq!(removed, ids);
+    assert!(!incomplete.join("data.parquet").exists());
+    let (_, report) = open(&dir).await;
+    assert!(report.incomplete_blocks.is_empty());
+}
