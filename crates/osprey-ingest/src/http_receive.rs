@@ -8,25 +8,13 @@ use std::io::Read;
 use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, StatusCode};
+use http::{header, HeaderMap, HeaderValue};
 use http_body_util::{BodyExt, Limited};
 
 use crate::pipeline::{tenant_of, Exported, Format, IngestError, Ingester, TENANT_HEADER};
 
 /// Seconds a throttled client is asked to wait.
 const RETRY_AFTER_SECONDS: &str = "1";
-
-impl IngestError {
-    /// The HTTP status of the error, whatever the protocol's body.
-    pub fn http_status(&self) -> StatusCode {
-        match self {
-            IngestError::Malformed(_) => StatusCode::BAD_REQUEST,
-            IngestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            IngestError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
-            IngestError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-}
 
 /// `response` with `Retry-After` when the error asks the client to come back later.
 pub(crate) fn with_retry_after(mut response: Response, error: &IngestError) -> Response {
@@ -86,9 +74,15 @@ async fn read_body(
     body: Body,
 ) -> Result<Bytes, IngestError> {
     let limit = ingester.limits().max_request_bytes;
-    let raw = Limited::new(body, limit)
-        .collect()
+    let deadline = ingester.limits().request_timeout;
+    let raw = tokio::time::timeout(deadline, Limited::new(body, limit).collect())
         .await
+        .map_err(|_| {
+            IngestError::TooSlow(format!(
+                "the request body did not arrive within {:?} (--request-timeout)",
+                deadline
+            ))
+        })?
         .map_err(|e| {
             if e.is::<http_body_util::LengthLimitError>() {
                 IngestError::TooLarge(format!("request body exceeds the limit of {limit} bytes"))

@@ -125,16 +125,15 @@ impl UnaryService<Bytes> for Export {
     }
 }
 
+/// The error's status, with a retry hint when it asks the client to come back later.
 fn status(error: IngestError) -> Status {
-    match error {
-        IngestError::Malformed(m) => Status::invalid_argument(m),
-        IngestError::TooLarge(m) => Status::resource_exhausted(m),
+    match &error {
         IngestError::Throttled(m) => Status::with_error_details(
-            Code::Unavailable,
-            m,
+            error.grpc_code(),
+            m.clone(),
             ErrorDetails::with_retry_info(Some(RETRY_DELAY)),
         ),
-        IngestError::Unavailable(m) => Status::unavailable(m),
+        _ => Status::new(error.grpc_code(), error.message()),
     }
 }
 

@@ -84,11 +84,7 @@ fn ingest_error_response(error: &IngestError, format: Format) -> Response {
 
 /// A `google.rpc.Status` body in the request's encoding; throttling adds `Retry-After`.
 fn error_response(status: StatusCode, error: &IngestError, format: Format) -> Response {
-    let code = match error {
-        IngestError::Malformed(_) => tonic::Code::InvalidArgument,
-        IngestError::TooLarge(_) => tonic::Code::ResourceExhausted,
-        IngestError::Throttled(_) | IngestError::Unavailable(_) => tonic::Code::Unavailable,
-    } as i32;
+    let code = error.grpc_code() as i32;
     let response = match format {
         Format::Protobuf => protobuf_response(
             status,

@@ -41,6 +41,10 @@ pub struct Limits {
     /// Request bytes being decoded and stored at once; past it, requests are refused as overload.
     /// This, with the request cap, bounds ingest's memory whatever the clients do.
     pub max_inflight_bytes: usize,
+    /// How long an export may take to arrive, whole: an HTTP body, a gRPC call. A client that
+    /// trickles one would otherwise hold a receiving slot (and its in-flight budget) as long as it
+    /// likes. At the default a 64 MiB body needs a little over 1 MiB/s.
+    pub request_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -48,6 +52,7 @@ impl Default for Limits {
         Limits {
             max_request_bytes: 64 << 20,
             max_inflight_bytes: 256 << 20,
+            request_timeout: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -87,6 +92,8 @@ pub enum IngestError {
     Throttled(String),
     /// The write-ahead log is behind or failing: retry later (HTTP 503, gRPC UNAVAILABLE).
     Unavailable(String),
+    /// The body did not arrive within its deadline (HTTP 408, gRPC DEADLINE_EXCEEDED).
+    TooSlow(String),
 }
 
 impl IngestError {
@@ -95,7 +102,32 @@ impl IngestError {
             IngestError::Malformed(m)
             | IngestError::TooLarge(m)
             | IngestError::Throttled(m)
-            | IngestError::Unavailable(m) => m,
+            | IngestError::Unavailable(m)
+            | IngestError::TooSlow(m) => m,
+        }
+    }
+
+    /// The HTTP status of the error, whatever the protocol's body; the one mapping every HTTP
+    /// receiver uses.
+    pub fn http_status(&self) -> http::StatusCode {
+        use http::StatusCode;
+        match self {
+            IngestError::Malformed(_) => StatusCode::BAD_REQUEST,
+            IngestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            IngestError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            IngestError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            IngestError::TooSlow(_) => StatusCode::REQUEST_TIMEOUT,
+        }
+    }
+
+    /// The gRPC code of the error: OTLP/gRPC's status, and the `code` of OTLP/HTTP's
+    /// `google.rpc.Status` body.
+    pub fn grpc_code(&self) -> tonic::Code {
+        match self {
+            IngestError::Malformed(_) => tonic::Code::InvalidArgument,
+            IngestError::TooLarge(_) => tonic::Code::ResourceExhausted,
+            IngestError::Throttled(_) | IngestError::Unavailable(_) => tonic::Code::Unavailable,
+            IngestError::TooSlow(_) => tonic::Code::DeadlineExceeded,
         }
     }
 
@@ -105,6 +137,7 @@ impl IngestError {
             IngestError::TooLarge(_) => "too_large",
             IngestError::Throttled(_) => "throttled",
             IngestError::Unavailable(_) => "unavailable",
+            IngestError::TooSlow(_) => "too_slow",
         }
     }
 }

@@ -5,6 +5,7 @@ mod bench;
 mod blocks;
 mod client;
 mod config;
+mod http_server;
 mod serve;
 mod tls;
 mod trace_tree;

@@ -17,6 +17,7 @@ use osprey_ingest::{Ingester, Limits};
 use osprey_store::{FsyncPolicy, StoreOptions, Tenants, WalOptions};
 
 use crate::auth::{self, Gate, GrpcGate, Port, Right, Tokens};
+use crate::http_server;
 use crate::tls::{Tls, TlsListener};
 use crate::units::{parse_duration, parse_size};
 
@@ -123,6 +124,10 @@ pub struct ServeArgs {
     /// (default 30s).
     #[arg(long, env = "OSPREY_BLOCK_LIST_INTERVAL", value_parser = parse_duration)]
     pub block_list_interval: Option<Duration>,
+    /// How long an export may take to arrive, whole (an HTTP body, a gRPC call); a slower one is
+    /// refused with 408 / DEADLINE_EXCEEDED (default 60s).
+    #[arg(long, env = "OSPREY_REQUEST_TIMEOUT", value_parser = parse_duration)]
+    pub request_timeout: Option<Duration>,
     /// TLS certificate chain (PEM). With --tls-key, every TCP listener speaks TLS only; both
     /// files are read again when they change.
     #[arg(long, env = "OSPREY_TLS_CERT", requires = "tls_key")]
@@ -302,8 +307,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Limits {
             max_request_bytes: args.max_request_bytes,
             max_inflight_bytes: args.max_inflight_bytes.min(u32::MAX as usize),
+            request_timeout: args
+                .request_timeout
+                .unwrap_or(Limits::default().request_timeout),
         },
     ));
+    let request_timeout = ingester.limits().request_timeout;
 
     let mut registry = Registry::default();
     tenants.metrics().register(&mut registry);
@@ -359,6 +368,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let grpc_listener = bind(args.otlp_grpc_addr, "OTLP/gRPC", tls).await?;
 
     let grpc = tonic::transport::Server::builder()
+        .timeout(request_timeout)
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             args.max_concurrent_requests,
         ))
@@ -406,15 +416,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 async fn serve_http(listener: Listener, router: axum::Router, what: &str) -> anyhow::Result<()> {
     match listener {
         Listener::Plain(listener) => {
-            axum::serve(listener.tap_io(no_delay), router)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
+            http_server::serve(listener.tap_io(no_delay), router, shutdown_signal()).await
         }
-        Listener::Tls(listener) => {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-        }
+        Listener::Tls(listener) => http_server::serve(listener, router, shutdown_signal()).await,
     }
     .context(what.to_string())
 }

@@ -1,0 +1,61 @@
+"""Slow and stalled clients: a client that sends its headers slowly (or never) is cut off, one that
+trickles an export's body is refused with 408 once `--request-timeout` passes, and neither keeps
+other clients from being served."""
+
+import socket
+import time
+
+import requests
+
+from spans import new_trace_id, request, span
+
+
+def raw_connection(port, data):
+    connection = socket.create_connection(("127.0.0.1", port), timeout=30)
+    connection.sendall(data)
+    return connection
+
+
+def read_until_closed(connection, limit_seconds):
+    """What the server sends before it closes the connection, and how long that took."""
+    started = time.monotonic()
+    connection.settimeout(limit_seconds)
+    received = b""
+    while True:
+        chunk = connection.recv(4096)
+        if not chunk:
+            return received, time.monotonic() - started
+        received += chunk
+
+
+def test_a_client_stalling_in_its_headers_is_cut_off_and_blocks_nobody(osprey):
+    stalled = raw_connection(osprey.query_port, b"GET /api/services HTTP/1.1\r\nHost: osprey\r\n")
+    # Others are served meanwhile.
+    assert osprey.get("/api/services").status_code == 200
+    # The server's header deadline is 10 s; without one the read below times out after 30 s.
+    _, seconds = read_until_closed(stalled, 30)
+    assert seconds < 25
+
+
+def test_a_trickled_body_is_refused_with_408_and_frees_its_slot(start_osprey):
+    osprey = start_osprey("--request-timeout", "2s", "--max-concurrent-requests", "2")
+    head = (
+        "POST /v1/traces HTTP/1.1\r\nHost: osprey\r\nContent-Type: application/x-protobuf\r\n"
+        "Content-Length: 1000\r\n\r\n"
+    ).encode()
+    # Two tricklers take both receiving slots.
+    tricklers = [raw_connection(osprey.http_port, head + b"\x0a\x00") for _ in range(2)]
+    time.sleep(0.2)
+    body = request("patient-client", [span(new_trace_id(), "checkout")]).SerializeToString()
+    answer = requests.post(
+        f"{osprey.http_url}/v1/traces",
+        data=body,
+        headers={"Content-Type": "application/x-protobuf"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    for trickler in tricklers:
+        received, _ = read_until_closed(trickler, 30)
+        status_line = received.split(b"\r\n", 1)[0]
+        assert status_line == b"HTTP/1.1 408 Request Timeout", received[:200]
+        assert b"did not arrive within" in received
