@@ -45,7 +45,11 @@ def test_gzip_bodies_in_both_encodings(osprey):
     body = gzip.compress(request("gz", [span(trace_id, "gz-proto")]).SerializeToString())
     response = post(osprey, body, {**PROTOBUF, "Content-Encoding": "gzip"})
     assert response.status_code == 200, response.text
-    ExportTraceServiceResponse.FromString(response.content)  # a protobuf answer to a protobuf request
+    # A protobuf answer to a protobuf request: an ExportTraceServiceResponse, and an empty one (no
+    # partial success) — an empty body parses too, so the content type is checked as well.
+    assert response.headers["Content-Type"] == "application/x-protobuf"
+    assert not ExportTraceServiceResponse.FromString(response.content).HasField("partial_success")
+    assert osprey.get(f"/api/v3/traces/{trace_id.hex()}").json()["result"]["resourceSpans"]
 
     trace_hex = new_trace_id().hex()
     body = gzip.compress(json.dumps(otlp_json(trace_hex, "0102030405060708")).encode())

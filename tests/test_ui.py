@@ -4,6 +4,7 @@ with generated traces. Screenshots of every page go to target/ui-screenshots/ fo
 import os
 import random
 import time
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests
@@ -236,10 +237,14 @@ def test_jump_box_takes_a_trace_id_or_a_traceparent(ui, page):
 def test_dark_theme_and_unknown_trace(ui, page):
     server, _, ids = ui
     open_trace(page, server, ids["slow"])
+    # Each press of t flips the theme, whichever the browser started in.
+    before = page.evaluate("document.documentElement.dataset.theme || 'light'")
     page.keyboard.press("t")
-    assert page.evaluate("document.documentElement.dataset.theme") in ("dark", "light")
-    if page.evaluate("document.documentElement.dataset.theme") != "dark":
+    after = page.evaluate("document.documentElement.dataset.theme")
+    assert {before, after} == {"dark", "light"}
+    if after != "dark":
         page.keyboard.press("t")
+        assert page.evaluate("document.documentElement.dataset.theme") == "dark"
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(15, 18, 23)"
     shot(page, "trace-dark")
     page.keyboard.press("t")
@@ -326,7 +331,11 @@ def test_compare_two_traces(ui, page):
     page.click("text=Compare selected")
     page.wait_for_selector("#view[data-ready='true']")
     verdicts = dict(page.locator("tr[data-path]").evaluate_all("rs => rs.map(r => [r.dataset.path, r.dataset.verdict])"))
-    assert verdicts["gateway: POST /checkout > payments: POST /charge > database: SELECT payments"] in ("slower", "faster")
+    # B against A: the slow trace's payment path is slower, whichever of the two the page put second.
+    compared = parse_qs(urlparse(page.url).query)
+    assert {compared["a"][0], compared["b"][0]} == {ids["fast"], ids["slow"]}
+    expected = "slower" if compared["b"][0] == ids["slow"] else "faster"
+    assert verdicts["gateway: POST /checkout > payments: POST /charge > database: SELECT payments"] == expected
     assert set(verdicts.values()) <= {"slower", "faster", "same"}
     shot(page, "compare")
     page.goto(f"{server.query_url}/compare?a={ids['slow']}&b={ids['login']}")

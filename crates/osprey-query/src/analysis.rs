@@ -385,12 +385,23 @@ mod tests {
         )];
         let analysis = analyze(&trace);
         assert_eq!(analysis.roots.len(), 1);
-        let covered: u64 = analysis
+        let path: Vec<(&str, u64, u64)> = analysis
             .critical_path
             .iter()
-            .map(|s| s.end_ns - s.start_ns)
-            .sum();
-        assert!(covered > 0);
+            .map(|s| (analysis.spans[s.span].name.as_str(), s.start_ns, s.end_ns))
+            .collect();
+        // The loop is cut above x (it starts first): x → y → z, the whole 0..10 on the path,
+        // listed from the end back.
+        assert_eq!(
+            path,
+            [
+                ("x", 8, 10),
+                ("y", 4, 8),
+                ("z", 3, 4),
+                ("y", 2, 3),
+                ("x", 0, 2)
+            ]
+        );
     }
 
     #[test]
