@@ -1,9 +1,7 @@
 //! The `osprey` binary: `serve` (the default), `trace`, `query`, `blocks` and `bench`.
 
 mod auth;
-mod bench;
 mod blocks;
-mod client;
 mod config;
 mod http_server;
 mod serve;
@@ -43,7 +41,7 @@ enum Command {
     Blocks(blocks::BlocksArgs),
     /// Measure Osprey on this machine.
     #[command(subcommand)]
-    Bench(bench::BenchCommand),
+    Bench(osprey_bench::BenchCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -70,6 +68,6 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Trace(args)) => runtime.block_on(trace_tree::run(args)),
         Some(Command::Query(args)) => runtime.block_on(traceql_query::run(args)),
         Some(Command::Blocks(args)) => runtime.block_on(blocks::run(args)),
-        Some(Command::Bench(command)) => runtime.block_on(bench::run(command)),
+        Some(Command::Bench(command)) => runtime.block_on(osprey_bench::run(command)),
     }
 }

@@ -25,7 +25,7 @@ pub async fn run(args: TraceArgs) -> anyhow::Result<()> {
     let id = TraceId::from_hex(&args.trace_id)
         .map_err(|e| anyhow::anyhow!("malformed trace id {:?}: {e}", args.trace_id))?;
     let url = format!("{}/api/v3/traces/{id}", args.server.trim_end_matches('/'));
-    let (status, body) = crate::client::get(&url).await?;
+    let (status, body) = osprey_bench::client::get(&url).await?;
     match status {
         200 => {}
         404 => bail!("trace {id} not found"),

@@ -51,7 +51,7 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
         args.server.trim_end_matches('/'),
         serde_urlencoded::to_string(&params)?
     );
-    let (status, body) = crate::client::get(&url).await?;
+    let (status, body) = osprey_bench::client::get(&url).await?;
     if status != 200 {
         bail!("{}", String::from_utf8_lossy(&body).trim());
     }

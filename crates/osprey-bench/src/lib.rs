@@ -1,7 +1,9 @@
 //! `osprey bench`: throughput figures measured on this machine. Benchmarks print; they never fail on
-//! time.
+//! time. They run inside the `osprey` binary (the command line calls [`run`]) and start that same
+//! binary as the server they measure.
 
 mod block;
+pub mod client;
 mod crash;
 mod ingest;
 mod protocols;

@@ -1,4 +1,5 @@
-//! A minimal HTTP GET client for the commands that talk to a running server.
+//! A minimal HTTP GET client: for the benchmarks, and for the `osprey` commands that talk to a
+//! running server (`trace`, `query`).
 
 use anyhow::Context;
 use bytes::Bytes;
