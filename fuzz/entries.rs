@@ -124,23 +124,34 @@ pub fn wal_replay(data: &[u8]) -> u64 {
     head.span_count()
 }
 
+/// The block `block_files` damages: two traces of `traffic` (ids 1 and 2) cut into a block by
+/// this code once and kept in `block-fixture/`, so that an input damages the same bytes in every
+/// run and a finding replays exactly. (After a change of the block format, write them again from
+/// a store of `traffic(1)` and `traffic(2)`; the corpus replay checks that they still open.)
+const BLOCK_ID: &str = include_str!("block-fixture/block-id");
+const BLOCK_FILES: [(&str, &[u8]); 3] = [
+    ("meta.json", include_bytes!("block-fixture/meta.json")),
+    ("trace-index", include_bytes!("block-fixture/trace-index")),
+    ("data.parquet", include_bytes!("block-fixture/data.parquet")),
+];
+
 /// A block whose files were damaged on disk or in the bucket: the input picks a file (meta.json,
 /// the trace-id index, the Parquet data) by its first byte; the rest is a list of
 /// `[u32 LE offset][byte]` patches, and a final short piece truncates the file at that length.
-/// The block is then opened and asked every question a query asks.
+/// The block is then opened and asked every question a query asks; returns how many of its
+/// traces were found.
 pub fn block_files(data: &[u8]) -> Option<usize> {
-    let fixture = fixture();
     let (which, patches) = data.split_first()?;
-    let (names, originals) = (&fixture.block_files, &fixture.block_bytes);
-    let target = *which as usize % names.len();
+    let target = *which as usize % BLOCK_FILES.len();
     let dir = scratch_dir("block");
+    let block_id = BLOCK_ID.trim();
     let block_dir = dir
         .join(osprey_store::DEFAULT_TENANT)
         .join("blocks")
-        .join(&fixture.block_id);
+        .join(block_id);
     std::fs::create_dir_all(&block_dir).expect("creating the block directory");
-    for (i, (name, original)) in names.iter().zip(originals).enumerate() {
-        let mut bytes = original.clone();
+    for (i, (name, original)) in BLOCK_FILES.iter().enumerate() {
+        let mut bytes = original.to_vec();
         if i == target {
             damage(&mut bytes, patches);
         }
@@ -150,15 +161,19 @@ pub fn block_files(data: &[u8]) -> Option<usize> {
         osprey_store::ObjectStorage::open(dir.to_str().expect("a UTF-8 temporary path"))
             .expect("a local store"),
     );
-    let opened = fixture.runtime.block_on(osprey_store::Block::open(
+    let runtime = &fixture().runtime;
+    let opened = runtime.block_on(osprey_store::Block::open(
         storage,
         osprey_store::DEFAULT_TENANT,
-        &fixture.block_id,
+        block_id,
     ));
     let Ok(Some(block)) = opened else {
         return None;
     };
-    Some(ask_everything(&block, &fixture.trace_ids))
+    Some(ask_everything(
+        &block,
+        &[TraceId([1; 16]), TraceId([2; 16])],
+    ))
 }
 
 fn damage(bytes: &mut Vec<u8>, patches: &[u8]) {
@@ -249,14 +264,10 @@ pub fn query_params(data: &[u8]) -> Option<(u16, Bytes)> {
     })
 }
 
-/// A store made once per process: a few traces of varied attributes, half cut into a block (whose
-/// files `block_files` damages), half in the head; and the routers of the query ports over it.
+/// A store made once per process: three traces of varied attributes, two cut into a block, one in
+/// the head; the routers of the query ports over it; and the runtime both targets use.
 struct Fixture {
     runtime: tokio::runtime::Runtime,
-    block_id: String,
-    block_files: Vec<&'static str>,
-    block_bytes: Vec<Vec<u8>>,
-    trace_ids: Vec<TraceId>,
     routers: Vec<axum::Router>,
 }
 
@@ -272,7 +283,7 @@ fn make_fixture() -> Fixture {
         .build()
         .expect("a runtime");
     let dir = scratch_dir("store");
-    let (tenants, block_id) = runtime.block_on(async {
+    let tenants = runtime.block_on(async {
         let (tenants, _) = osprey_store::Tenants::open(&dir, Default::default())
             .await
             .expect("opening the store");
@@ -293,33 +304,15 @@ fn make_fixture() -> Fixture {
                 store.flush().await.expect("cutting a block");
             }
         }
-        let block_id = store.blocks()[0].id().to_string();
-        (Arc::new(tenants), block_id)
+        Arc::new(tenants)
     });
-    let block_dir = dir
-        .join("blocks")
-        .join(osprey_store::DEFAULT_TENANT)
-        .join("blocks")
-        .join(&block_id);
-    let block_files = vec!["meta.json", "trace-index", "data.parquet"];
-    let block_bytes = block_files
-        .iter()
-        .map(|name| std::fs::read(block_dir.join(name)).expect("reading a block file"))
-        .collect();
     let state = osprey_api::ApiState::new(tenants, Arc::default(), Default::default());
     let routers = vec![
         osprey_api::router(state.clone(), Arc::default()),
         osprey_api::tempo_router(state.clone()),
         osprey_api::zipkin_router(state),
     ];
-    Fixture {
-        runtime,
-        block_id,
-        block_files,
-        block_bytes,
-        trace_ids: (1..=3).map(|t| TraceId([t; 16])).collect(),
-        routers,
-    }
+    Fixture { runtime, routers }
 }
 
 /// Trace `trace`: a server span of `checkout` with a child, attributes of every value type.

@@ -27,6 +27,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 TOKEN_A = "team-a-token-0123456789"
 TOKEN_B = "team-b-token-0123456789"
 TOKEN_A_INGEST = "team-a-ingest-only-0123"
+TOKEN_METRICS = "prometheus-token-012345"
 
 
 def write_certificate(directory, common_name):
@@ -75,6 +76,7 @@ def secured(start_osprey, tmp_path):
         f"- token: {TOKEN_A}\n  tenant: team-a\n  allow: [ingest, query]\n"
         f"- token: {TOKEN_B}\n  tenant: team-b\n  allow: [ingest, query]\n"
         f"- token: {TOKEN_A_INGEST}\n  tenant: team-a\n  allow: [ingest]\n"
+        f"- token: {TOKEN_METRICS}\n  tenant: ops\n  allow: [metrics]\n"
     )
     return start_osprey("--tls-cert", str(cert), "--tls-key", str(key), "--auth-tokens", str(tokens))
 
@@ -171,6 +173,25 @@ def test_a_wrong_token_is_refused_in_each_protocols_form(secured):
     stub.Export(request, metadata=(("authorization", f"Bearer {TOKEN_A_INGEST}"),), timeout=10)
     channel.close()
 
+    # Jaeger's api_v3 over gRPC: a query right is needed.
+    channel = grpc.secure_channel(
+        f"127.0.0.1:{secured.jaeger_grpc_port}", grpc.ssl_channel_credentials(open(ca, "rb").read())
+    )
+    get_services = channel.unary_unary(
+        "/jaeger.api_v3.QueryService/GetServices",
+        request_serializer=lambda message: message,
+        response_deserializer=lambda data: data,
+    )
+    for metadata, code in [
+        ((), grpc.StatusCode.UNAUTHENTICATED),
+        ((("authorization", f"Bearer {TOKEN_A_INGEST}"),), grpc.StatusCode.PERMISSION_DENIED),
+    ]:
+        with pytest.raises(grpc.RpcError) as refused:
+            get_services(b"", metadata=metadata, timeout=10)
+        assert refused.value.code() == code, refused.value
+    get_services(b"", metadata=(("authorization", f"Bearer {TOKEN_A}"),), timeout=10)
+    channel.close()
+
     # OTLP/HTTP: 401 with a google.rpc.Status in the request's encoding.
     response = requests.post(
         f"{secured.http_url}/v1/traces",
@@ -203,7 +224,10 @@ def test_a_wrong_token_is_refused_in_each_protocols_form(secured):
     assert secured.get("/healthz").status_code == 200
     assert secured.get("/search").status_code == 200
     assert secured.get("/ui/js/api.js").status_code == 200
+    # /metrics covers every tenant: it takes a token with the metrics right, not a query token.
     assert secured.get("/metrics").status_code == 401
+    assert secured.get("/metrics", headers=bearer(TOKEN_A)).status_code == 403
+    assert secured.get("/metrics", headers=bearer(TOKEN_METRICS)).status_code == 200
 
 
 def test_plain_text_is_refused_on_a_tls_port(secured):

@@ -60,7 +60,7 @@ pub struct IngestArgs {
     protocol: Protocol,
 }
 
-const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+pub(super) const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 #[derive(Default)]
 pub(super) struct ClientStats {
@@ -318,7 +318,7 @@ fn decode_only_rate(protocol: Protocol, bodies: &[(Bytes, u64)]) -> f64 {
 }
 
 /// Sends pre-encoded request bytes as they are; decodes the response with prost.
-struct RawRequestCodec;
+pub(super) struct RawRequestCodec;
 
 impl Codec for RawRequestCodec {
     type Encode = Bytes;
@@ -334,7 +334,7 @@ impl Codec for RawRequestCodec {
     }
 }
 
-struct BytesEncoder;
+pub(super) struct BytesEncoder;
 
 impl Encoder for BytesEncoder {
     type Item = Bytes;
@@ -346,7 +346,7 @@ impl Encoder for BytesEncoder {
     }
 }
 
-struct ResponseDecoder;
+pub(super) struct ResponseDecoder;
 
 impl Decoder for ResponseDecoder {
     type Item = ExportTraceServiceResponse;

@@ -9,6 +9,7 @@ mod ingest;
 mod protocols;
 mod report;
 mod server_process;
+mod soak;
 mod store;
 mod tracegen;
 
@@ -28,6 +29,9 @@ pub enum BenchCommand {
     /// SIGKILL the server at random moments under concurrent gRPC and HTTP exports (blocks being
     /// cut and compacted), restart it, and count acknowledged spans lost or doubled.
     Crash(crash::CrashArgs),
+    /// An hour (or --minutes) at 80 % of the sustained rate with blocks cut, compacted and deleted
+    /// and queries in parallel: memory, rate and p99s sampled every 30 s, as CSV and an SVG chart.
+    Soak(soak::SoakArgs),
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
@@ -37,5 +41,6 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Query(args) => store::query(args).await,
         BenchCommand::Block(args) => block::run(args).await,
         BenchCommand::Crash(args) => crash::run(args).await,
+        BenchCommand::Soak(args) => soak::run(args).await,
     }
 }

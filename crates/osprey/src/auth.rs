@@ -3,7 +3,7 @@
 //! ```yaml
 //! - token: 3f9c…            # what clients send as `Authorization: Bearer 3f9c…`
 //!   tenant: team-payments   # the tenant its spans go to and its queries read
-//!   allow: [ingest, query]
+//!   allow: [ingest, query]  # and `metrics` for /metrics, which covers every tenant
 //! ```
 //!
 //! With tokens configured, every request needs one: OTLP (HTTP header, gRPC metadata), Zipkin and
@@ -33,6 +33,8 @@ pub enum Right {
     Ingest,
     /// Read them: every query API and the UI.
     Query,
+    /// Read `/metrics`, which covers every tenant (Prometheus's token).
+    Metrics,
 }
 
 #[derive(Deserialize)]
@@ -79,7 +81,7 @@ impl Tokens {
             osprey_store::validate_tenant(&entry.tenant)
                 .map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
             if entry.allow.is_empty() {
-                bail!("{at}: allow lists nothing (ingest, query)");
+                bail!("{at}: allow lists nothing (ingest, query, metrics)");
             }
             let grant = Grant {
                 tenant: entry.tenant,
@@ -140,6 +142,7 @@ impl Tokens {
             let what = match right {
                 Right::Ingest => "send spans",
                 Right::Query => "read traces",
+                Right::Metrics => "read /metrics",
             };
             return Err(refuse(
                 StatusCode::FORBIDDEN,
@@ -178,6 +181,9 @@ pub enum Port {
 
 impl Port {
     fn right(self, method: &Method, path: &str) -> Right {
+        if path == "/metrics" {
+            return Right::Metrics;
+        }
         match self {
             Port::OtlpHttp | Port::JaegerIntake => Right::Ingest,
             Port::Zipkin if method == Method::POST && path.ends_with("/api/v2/spans") => {

@@ -1,19 +1,23 @@
-//! Serving an axum router on a listener, connection by connection, with the deadlines
-//! `axum::serve` does not set: a client that opens a connection and sends headers slowly (or
-//! never) is cut off after [`HEADER_READ_TIMEOUT`] instead of holding a socket and a task forever.
-//! (A body sent slowly is bounded where it is read: ingest gives a body `BODY_READ_TIMEOUT`.)
+//! Serving an axum router on a listener, connection by connection, with the deadline
+//! `axum::serve` does not set: a client that opens a connection and sends its headers slowly, or
+//! nothing at all, is cut off after [`HEADER_READ_TIMEOUT`] instead of holding a socket and a task
+//! forever; so is a connection left idle that long between requests. HTTP/1.1 only (TLS offers
+//! only `http/1.1` by ALPN on these ports): hyper's HTTP/2 has no such deadline, and every client
+//! of these ports speaks HTTP/1.1. (A body sent slowly is bounded where it is read: ingest gives an
+//! export's body `--request-timeout`.)
 
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::serve::Listener;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 
-/// How long a client has to send a request's headers (HTTP/1), from the first byte.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client has to send a request's headers, whether it has sent nothing yet (a new or an
+/// idle kept-alive connection) or part of them: hyper's default once a timer is set.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long requests already being answered get to finish once shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -28,12 +32,10 @@ where
     L: Listener,
     L::Addr: std::fmt::Debug,
 {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
-    builder.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -41,12 +43,8 @@ where
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
         };
-        let connection = builder
-            .serve_connection_with_upgrades(
-                TokioIo::new(io),
-                TowerToHyperService::new(router.clone()),
-            )
-            .into_owned();
+        let connection =
+            builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(router.clone()));
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -54,6 +52,8 @@ where
             }
         });
     }
+    // No new connections while the open ones finish.
+    drop(listener);
     tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
         .await
         .context("requests still running after the shutdown grace period")

@@ -18,8 +18,8 @@ use osprey_store::{FsyncPolicy, StoreOptions, Tenants, WalOptions};
 
 use crate::auth::{self, Gate, GrpcGate, Port, Right, Tokens};
 use crate::http_server;
-use crate::tls::{Tls, TlsListener};
-use crate::units::{parse_duration, parse_size};
+use crate::tls::{Alpn, Tls, TlsListener};
+use crate::units::{parse_duration, parse_positive_duration, parse_size};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Fsync {
@@ -124,9 +124,9 @@ pub struct ServeArgs {
     /// (default 30s).
     #[arg(long, env = "OSPREY_BLOCK_LIST_INTERVAL", value_parser = parse_duration)]
     pub block_list_interval: Option<Duration>,
-    /// How long an export may take to arrive, whole (an HTTP body, a gRPC call); a slower one is
-    /// refused with 408 / DEADLINE_EXCEEDED (default 60s).
-    #[arg(long, env = "OSPREY_REQUEST_TIMEOUT", value_parser = parse_duration)]
+    /// How long an export may take: an HTTP body to arrive (then 408), a whole gRPC call (then
+    /// CANCELLED, tonic's answer to its deadline) (default 60s).
+    #[arg(long, env = "OSPREY_REQUEST_TIMEOUT", value_parser = parse_positive_duration)]
     pub request_timeout: Option<Duration>,
     /// TLS certificate chain (PEM). With --tls-key, every TCP listener speaks TLS only; both
     /// files are read again when they change.
@@ -345,12 +345,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
 
     let tls = tls.as_ref();
-    let query_listener = bind(args.query_addr, "query", tls).await?;
-    let tempo_listener = bind(args.tempo_addr, "Tempo API", tls).await?;
-    let sampling_listener = bind(args.sampling_addr, "Jaeger remote sampling", tls).await?;
-    let zipkin_listener = bind(args.zipkin_addr, "Zipkin", tls).await?;
-    let jaeger_http_listener = bind(args.jaeger_http_addr, "Jaeger thrift HTTP", tls).await?;
-    let jaeger_grpc_listener = bind(args.jaeger_grpc_addr, "Jaeger api_v3 gRPC", tls).await?;
+    let query_listener = bind(args.query_addr, "query", tls, Alpn::Http1).await?;
+    let tempo_listener = bind(args.tempo_addr, "Tempo API", tls, Alpn::Http1).await?;
+    let sampling_listener = bind(
+        args.sampling_addr,
+        "Jaeger remote sampling",
+        tls,
+        Alpn::Http1,
+    )
+    .await?;
+    let zipkin_listener = bind(args.zipkin_addr, "Zipkin", tls, Alpn::Http1).await?;
+    let jaeger_http_listener = bind(
+        args.jaeger_http_addr,
+        "Jaeger thrift HTTP",
+        tls,
+        Alpn::Http1,
+    )
+    .await?;
+    let jaeger_grpc_listener =
+        bind(args.jaeger_grpc_addr, "Jaeger api_v3 gRPC", tls, Alpn::H2).await?;
     // UDP datagrams can carry no token (nor TLS): with tokens required, the agent ports stay shut.
     let agents = match tokens {
         Some(_) => {
@@ -364,15 +377,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             bind_udp(args.jaeger_binary_addr, "Jaeger agent (binary)").await?,
         )),
     };
-    let http_listener = bind(args.otlp_http_addr, "OTLP/HTTP", tls).await?;
-    let grpc_listener = bind(args.otlp_grpc_addr, "OTLP/gRPC", tls).await?;
+    let http_listener = bind(args.otlp_http_addr, "OTLP/HTTP", tls, Alpn::Http1).await?;
+    let grpc_listener = bind(args.otlp_grpc_addr, "OTLP/gRPC", tls, Alpn::H2).await?;
 
     let grpc = tonic::transport::Server::builder()
         .timeout(request_timeout)
+        // Refused calls never take a receiving slot: the token is checked first.
+        .layer(grpc_gate(Right::Ingest))
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             args.max_concurrent_requests,
         ))
-        .layer(grpc_gate(Right::Ingest))
         .add_service(TraceService::new(ingester));
     let jaeger_grpc = tonic::transport::Server::builder()
         .layer(grpc_gate(Right::Query))
@@ -429,14 +443,19 @@ fn no_delay(stream: &mut tokio::net::TcpStream) {
     }
 }
 
-async fn bind(addr: SocketAddr, what: &str, tls: Option<&Tls>) -> anyhow::Result<Listener> {
+async fn bind(
+    addr: SocketAddr,
+    what: &str,
+    tls: Option<&Tls>,
+    alpn: Alpn,
+) -> anyhow::Result<Listener> {
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding the {what} port {addr}"))?;
     Ok(match tls {
         Some(tls) => {
             tracing::info!(%addr, "{what} listening (TLS)");
-            Listener::Tls(tls.accept(listener))
+            Listener::Tls(tls.accept(listener, alpn))
         }
         None => {
             tracing::info!(%addr, "{what} listening");

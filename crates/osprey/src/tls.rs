@@ -40,10 +40,20 @@ impl ResolvesServerCert for ReloadingCertificate {
     }
 }
 
+/// What a TLS port speaks once the handshake is done, offered by ALPN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Alpn {
+    /// gRPC: clients insist on `h2` being agreed.
+    H2,
+    /// The HTTP ports, served as HTTP/1.1 (see `http_server`).
+    Http1,
+}
+
 /// The TLS set-up shared by every listener.
 #[derive(Clone)]
 pub struct Tls {
-    acceptor: TlsAcceptor,
+    grpc: TlsAcceptor,
+    http: TlsAcceptor,
 }
 
 impl Tls {
@@ -53,33 +63,42 @@ impl Tls {
         let certificate = Arc::new(ReloadingCertificate {
             current: RwLock::new(certified_key(cert, key, &provider)?),
         });
-        let mut config = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .context("TLS protocol versions")?
-            .with_no_client_auth()
-            .with_cert_resolver(certificate.clone());
-        // gRPC clients insist on HTTP/2 being agreed by ALPN; HTTP clients may take either.
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = |alpn: &[u8]| -> anyhow::Result<TlsAcceptor> {
+            let mut config = rustls::ServerConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .context("TLS protocol versions")?
+                .with_no_client_auth()
+                .with_cert_resolver(certificate.clone());
+            config.alpn_protocols = vec![alpn.to_vec()];
+            Ok(TlsAcceptor::from(Arc::new(config)))
+        };
+        let (grpc, http) = (acceptor(b"h2")?, acceptor(b"http/1.1")?);
         tokio::spawn(watch(
             certificate,
             cert.to_path_buf(),
             key.to_path_buf(),
             provider,
         ));
-        Ok(Tls {
-            acceptor: TlsAcceptor::from(Arc::new(config)),
-        })
+        Ok(Tls { grpc, http })
     }
 
     /// Accepts on `listener`, shakes hands in a task per connection, and hands over the
     /// connections that finished it.
-    pub fn accept(&self, listener: TcpListener) -> TlsListener {
+    pub fn accept(&self, listener: TcpListener, alpn: Alpn) -> TlsListener {
         let local = listener.local_addr().ok();
         let (sender, receiver) = mpsc::channel(64);
-        let acceptor = self.acceptor.clone();
+        let acceptor = match alpn {
+            Alpn::H2 => self.grpc.clone(),
+            Alpn::Http1 => self.http.clone(),
+        };
         tokio::spawn(async move {
-            while !sender.is_closed() {
-                let (tcp, peer) = match listener.accept().await {
+            loop {
+                // Stops (and frees the port) once the server has dropped its listener.
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    () = sender.closed() => break,
+                };
+                let (tcp, peer) = match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
                         // Out of file descriptors and the like: pause rather than spin.

@@ -34,6 +34,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{text:?}: {e} (try 30s, 5m or 14d)"))
 }
 
+/// A duration that must be more than zero (a deadline of zero would refuse everything).
+pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        Duration::ZERO => Err(format!("{text:?}: must be more than zero")),
+        duration => Ok(duration),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,6 +50,8 @@ mod tests {
     fn sizes_and_durations() {
         assert_eq!(parse_size("512MiB"), Ok(512 << 20));
         assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
+        assert!(parse_positive_duration("0s").is_err());
+        assert_eq!(parse_positive_duration("2s"), Ok(Duration::from_secs(2)));
         assert_eq!(parse_size("4096"), Ok(4096));
         assert!(parse_size("12 parsecs").is_err());
         assert_eq!(parse_duration("14d"), Ok(Duration::from_secs(14 * 86400)));

@@ -8,19 +8,22 @@ const TOKEN_KEY = 'osprey.token';
  * tries again.
  */
 export async function apiFetch(url) {
-  const send = () => {
+  const send = (token) => {
     const headers = { Accept: 'application/json' };
-    const token = localStorage.getItem(TOKEN_KEY);
     if (token) headers.Authorization = `Bearer ${token}`;
     return fetch(url, { headers });
   };
-  let response = await send();
+  const sentWith = localStorage.getItem(TOKEN_KEY);
+  let response = await send(sentWith);
   if (response.status === 401) {
-    const token = window.prompt('This Osprey requires an access token (bearer token):');
-    if (token) {
-      localStorage.setItem(TOKEN_KEY, token.trim());
-      response = await send();
+    // Calls refused together (a page loads several) ask once: a later one finds the token the
+    // first was given and uses it.
+    let token = localStorage.getItem(TOKEN_KEY);
+    if (!token || token === sentWith) {
+      token = window.prompt('This Osprey requires an access token (bearer token):')?.trim();
+      if (token) localStorage.setItem(TOKEN_KEY, token);
     }
+    if (token) response = await send(token);
   }
   return response;
 }

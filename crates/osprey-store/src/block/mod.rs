@@ -215,9 +215,25 @@ struct Read<'a> {
     dictionaries: bool,
 }
 
+/// Runs a read of Parquet data to its end on `runtime`, from a thread that may block. The
+/// parquet crate can panic on some damaged files (an out-of-range slice, found by fuzzing): that
+/// is this read's error, not the query thread's end.
+fn decoding<T>(
+    runtime: &Handle,
+    read: impl std::future::Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(read)))
+        .unwrap_or_else(|_| {
+            Err(io_error(
+                "the Parquet decoder failed on damaged block data (it panicked)",
+            ))
+        })
+}
+
 /// A block's rows as a blocking iterator of batches, for a thread that may block.
 pub(crate) struct Batches<'a> {
-    stream: ParquetRecordBatchStream<ObjectReader>,
+    /// `None` once the decoder failed: nothing more comes.
+    stream: Option<ParquetRecordBatchStream<ObjectReader>>,
     runtime: &'a Handle,
 }
 
@@ -225,10 +241,14 @@ impl Iterator for Batches<'_> {
     type Item = io::Result<RecordBatch>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.runtime
-            .block_on(self.stream.try_next())
-            .map_err(io_error)
-            .transpose()
+        let stream = self.stream.as_mut()?;
+        let next = decoding(self.runtime, async {
+            stream.try_next().await.map_err(io_error)
+        });
+        if next.is_err() {
+            self.stream = None;
+        }
+        next.transpose()
     }
 }
 
@@ -505,14 +525,17 @@ impl Block {
         columns: Option<&[&str]>,
         rows: usize,
     ) -> io::Result<Batches<'_>> {
-        let stream = self.runtime.block_on(self.stream(Read {
-            row_groups,
-            columns,
-            batch_rows: Some(rows),
-            ..Default::default()
-        }))?;
+        let stream = decoding(
+            &self.runtime,
+            self.stream(Read {
+                row_groups,
+                columns,
+                batch_rows: Some(rows),
+                ..Default::default()
+            }),
+        )?;
         Ok(Batches {
-            stream,
+            stream: Some(stream),
             runtime: &self.runtime,
         })
     }
@@ -528,9 +551,7 @@ impl Block {
     ) -> io::Result<()> {
         let groups = match &read.row_groups {
             Some(groups) => groups.clone(),
-            None => (0..self
-                .runtime
-                .block_on(self.reader_metadata())?
+            None => (0..decoding(&self.runtime, self.reader_metadata())?
                 .plain
                 .metadata()
                 .num_row_groups())
@@ -546,12 +567,12 @@ impl Block {
             for part in shares(&read, &groups) {
                 let sender = sender.clone();
                 decoders.push(scope.spawn(move || {
-                    let stream = match self.runtime.block_on(self.stream(part)) {
+                    let stream = match decoding(&self.runtime, self.stream(part)) {
                         Ok(stream) => stream,
                         Err(e) => return drop(sender.send(Err(e))),
                     };
                     let batches = Batches {
-                        stream,
+                        stream: Some(stream),
                         runtime: &self.runtime,
                     };
                     for batch in batches {
@@ -582,12 +603,12 @@ impl Block {
         let cores = *CORES;
         let groups = match &read.row_groups {
             Some(groups) if groups.len() > 1 && cores > 1 => groups.clone(),
-            _ => return self.runtime.block_on(self.read_async(read)),
+            _ => return decoding(&self.runtime, self.read_async(read)),
         };
         std::thread::scope(|scope| {
             let parts: Vec<_> = shares(&read, &groups)
                 .into_iter()
-                .map(|part| scope.spawn(move || self.runtime.block_on(self.read_async(part))))
+                .map(|part| scope.spawn(move || decoding(&self.runtime, self.read_async(part))))
                 .collect();
             let mut batches = Vec::new();
             for part in parts {

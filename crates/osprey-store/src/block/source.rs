@@ -364,7 +364,7 @@ impl Block {
         &self,
         keep: impl Fn(&dyn Fn(&str) -> Option<(u64, u64)>) -> bool,
     ) -> io::Result<Vec<usize>> {
-        let footer = self.runtime.block_on(self.reader_metadata())?;
+        let footer = super::decoding(&self.runtime, self.reader_metadata())?;
         Ok(footer
             .plain
             .metadata()
