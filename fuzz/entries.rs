@@ -141,6 +141,12 @@ const BLOCK_FILES: [(&str, &[u8]); 3] = [
 /// The block is then opened and asked every question a query asks; returns how many of its
 /// traces were found.
 pub fn block_files(data: &[u8]) -> Option<usize> {
+    // The parquet and arrow crates panic on some damaged files; the block reader catches that and
+    // answers an error. libFuzzer's panic hook would abort on the caught panic all the same: put
+    // the default hook back (a panic that escapes still fails the input, through the fuzzer's own
+    // `catch_unwind` and abort).
+    static DEFAULT_HOOK: std::sync::Once = std::sync::Once::new();
+    DEFAULT_HOOK.call_once(|| drop(std::panic::take_hook()));
     let (which, patches) = data.split_first()?;
     let target = *which as usize % BLOCK_FILES.len();
     let dir = scratch_dir("block");

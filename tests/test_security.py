@@ -256,3 +256,44 @@ def test_without_configuration_it_runs_open_and_says_so(osprey):
     assert "no --auth-tokens" in log
     assert "plain text" in log
     assert osprey.get("/api/services").status_code == 200
+
+
+def test_the_ui_asks_for_a_token_once_and_shows_only_its_tenant(secured, monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    from test_ui import CHROMIUM, CHROMIUM_ARGS
+
+    for variable in ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"]:
+        monkeypatch.delenv(variable, raising=False)
+    for service, token in [("ui-team-a", TOKEN_A), ("ui-team-b", TOKEN_B)]:
+        spans, trace_id = finished_spans(service)
+        exporter = HttpExporter(
+            endpoint=f"{secured.http_url}/v1/traces", certificate_file=secured.ca, headers=bearer(token)
+        )
+        assert exporter.export(spans) == SpanExportResult.SUCCESS
+        wait_for_trace(secured, trace_id, token)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(ignore_https_errors=True).new_page()
+            prompts = []
+
+            def answer(dialog):
+                prompts.append(dialog.message)
+                dialog.accept(TOKEN_A)
+
+            page.on("dialog", answer)
+            page.goto(f"{secured.query_url}/search")
+            page.wait_for_selector("select[name=service] option[value=ui-team-a]", state="attached")
+            services = page.locator("select[name=service] option").evaluate_all(
+                "options => options.map(o => o.value)"
+            )
+            assert "ui-team-b" not in services
+            assert len(prompts) == 1, prompts
+            assert "access token" in prompts[0]
+            # Kept for the next page: no second prompt.
+            page.goto(f"{secured.query_url}/search")
+            page.wait_for_selector("select[name=service] option[value=ui-team-a]", state="attached")
+            assert len(prompts) == 1
+        finally:
+            browser.close()
