@@ -339,13 +339,7 @@ impl Load {
                             }),
                         Err(_) => false,
                     };
-                    sent.push(Sent {
-                        trace_id,
-                        acknowledged,
-                    });
-                    if !acknowledged {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
+                    settle(&mut sent, trace_id, acknowledged).await;
                 }
                 sent
             }));
@@ -365,13 +359,7 @@ impl Load {
                         .body(Full::new(body))
                         .expect("a valid request");
                     let acknowledged = http.request(request).await.is_ok_and(|r| r.status() == 200);
-                    sent.push(Sent {
-                        trace_id,
-                        acknowledged,
-                    });
-                    if !acknowledged {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
+                    settle(&mut sent, trace_id, acknowledged).await;
                 }
                 sent
             }));
@@ -387,6 +375,18 @@ impl Load {
             sent.extend(task.await?);
         }
         Ok(sent)
+    }
+}
+
+/// Records what became of an export; after a refusal (or with the server gone) pauses a little
+/// rather than spin.
+async fn settle(sent: &mut Vec<Sent>, trace_id: u128, acknowledged: bool) {
+    sent.push(Sent {
+        trace_id,
+        acknowledged,
+    });
+    if !acknowledged {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -60,7 +60,7 @@ pub struct IngestArgs {
     protocol: Protocol,
 }
 
-pub(super) const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 #[derive(Default)]
 pub(super) struct ClientStats {
@@ -266,15 +266,8 @@ async fn load(
                     stats.last_error = Some(Status::unavailable(e.to_string()));
                     break;
                 }
-                let sent = Instant::now();
-                let result = grpc
-                    .unary(
-                        tonic::Request::new(body),
-                        PathAndQuery::from_static(EXPORT_PATH),
-                        RawRequestCodec,
-                    )
-                    .await;
-                stats.latencies.push(sent.elapsed());
+                let (result, took) = send_export(&mut grpc, body).await;
+                stats.latencies.push(took);
                 match result {
                     Ok(response) => {
                         let rejected = response
@@ -317,8 +310,27 @@ fn decode_only_rate(protocol: Protocol, bodies: &[(Bytes, u64)]) -> f64 {
     decoded as f64 / started.elapsed().as_secs_f64()
 }
 
+/// Sends one pre-encoded export on a ready channel; its answer and how long it took.
+pub(super) async fn send_export(
+    grpc: &mut tonic::client::Grpc<Channel>,
+    body: Bytes,
+) -> (
+    Result<tonic::Response<ExportTraceServiceResponse>, Status>,
+    Duration,
+) {
+    let sent = Instant::now();
+    let result = grpc
+        .unary(
+            tonic::Request::new(body),
+            PathAndQuery::from_static(EXPORT_PATH),
+            RawRequestCodec,
+        )
+        .await;
+    (result, sent.elapsed())
+}
+
 /// Sends pre-encoded request bytes as they are; decodes the response with prost.
-pub(super) struct RawRequestCodec;
+struct RawRequestCodec;
 
 impl Codec for RawRequestCodec {
     type Encode = Bytes;
@@ -334,7 +346,7 @@ impl Codec for RawRequestCodec {
     }
 }
 
-pub(super) struct BytesEncoder;
+struct BytesEncoder;
 
 impl Encoder for BytesEncoder {
     type Item = Bytes;
@@ -346,7 +358,7 @@ impl Encoder for BytesEncoder {
     }
 }
 
-pub(super) struct ResponseDecoder;
+struct ResponseDecoder;
 
 impl Decoder for ResponseDecoder {
     type Item = ExportTraceServiceResponse;

@@ -12,10 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use parking_lot::Mutex;
-use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::Channel;
 
-use super::ingest::{RawRequestCodec, EXPORT_PATH};
+use super::ingest::send_export;
 use super::report::{percentile, thousands};
 use super::server_process::{dir_bytes, memory_bytes, ServerProcess};
 use super::tracegen::{self, Shape, Template};
@@ -242,15 +241,7 @@ async fn send(channel: Channel, client: usize, shared: Arc<Shared>) {
         if grpc.ready().await.is_err() {
             break;
         }
-        let at = Instant::now();
-        let result = grpc
-            .unary(
-                tonic::Request::new(body),
-                PathAndQuery::from_static(EXPORT_PATH),
-                RawRequestCodec,
-            )
-            .await;
-        let took = at.elapsed();
+        let (result, took) = send_export(&mut grpc, body).await;
         let mut window = shared.window.lock();
         window.export_latencies.push(took);
         match result {
