@@ -283,8 +283,10 @@ fn fixture() -> &'static Fixture {
 }
 
 fn make_fixture() -> Fixture {
+    // 8 MiB stacks, as the server's (`osprey serve`): TraceQL evaluation recurses.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
+        .thread_stack_size(8 << 20)
         .enable_all()
         .build()
         .expect("a runtime");

@@ -358,6 +358,33 @@ impl Block {
         let plain = ArrowReaderMetadata::load_async(&mut self.data_reader(), options)
             .await
             .map_err(io_error)?;
+        // Readers take each column as the type the block schema gives it: a footer whose schema
+        // says otherwise (damage, found by fuzzing) is refused here rather than panicking there.
+        let file_schema = plain.schema();
+        let mismatched = schema::SCHEMA.fields().iter().find(|expected| {
+            file_schema
+                .field_with_name(expected.name())
+                .map_or(true, |found| found.data_type() != expected.data_type())
+        });
+        if let Some(field) = mismatched {
+            return Err(io_error(format!(
+                "block {} is damaged: its column {} is missing or not of the block format's type",
+                self.meta.block_id,
+                field.name()
+            )));
+        }
+        // A damaged footer can claim any number of rows, and decoding them all takes as long as it
+        // claims (minutes, found by fuzzing): rows must add up to the spans meta.json counts.
+        let file = plain.metadata();
+        let groups: i64 = file.row_groups().iter().map(|g| g.num_rows()).sum();
+        let rows = file.file_metadata().num_rows();
+        if rows != groups || u64::try_from(rows).ok() != Some(self.meta.span_count) {
+            return Err(io_error(format!(
+                "block {} is damaged: its Parquet footer counts {rows} rows ({groups} in its row \
+                 groups), its meta.json {} spans",
+                self.meta.block_id, self.meta.span_count
+            )));
+        }
         // Made once per footer read: it converts and checks the whole schema. Should a file not
         // take it, searches read plain strings ([`Strings`] reads both) rather than fail.
         let options = ArrowReaderOptions::new().with_schema(DICTIONARY_SCHEMA.clone());
