@@ -224,18 +224,18 @@ async fn check(server: &ServerProcess, sent: &[Sent], spans: usize) -> anyhow::R
     let mut tally = Tally::default();
     for chunk in sent.chunks(256) {
         let mut reads = tokio::task::JoinSet::new();
-        for (i, part) in chunk.chunks(chunk.len().div_ceil(8)).enumerate() {
+        for part in chunk.chunks(chunk.len().div_ceil(8)) {
             let part = part.to_vec();
             reads.spawn(async move {
                 let mut found = Vec::with_capacity(part.len());
                 for s in part {
                     found.push((s, span_ids(query, s.trace_id).await?));
                 }
-                anyhow::Ok((i, found))
+                anyhow::Ok(found)
             });
         }
         while let Some(result) = reads.join_next().await {
-            let (_, found) = result??;
+            let found = result??;
             for (sent, ids) in found {
                 let mut distinct = ids.clone();
                 distinct.sort_unstable();

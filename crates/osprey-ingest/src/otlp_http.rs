@@ -84,24 +84,39 @@ fn ingest_error_response(error: &IngestError, format: Format) -> Response {
 
 /// A `google.rpc.Status` body in the request's encoding; throttling adds `Retry-After`.
 fn error_response(status: StatusCode, error: &IngestError, format: Format) -> Response {
-    let code = error.grpc_code() as i32;
-    let response = match format {
-        Format::Protobuf => protobuf_response(
-            status,
-            tonic_types::Status {
-                code,
-                message: error.message().to_string(),
-                details: Vec::new(),
-            }
-            .encode_to_vec(),
-        ),
-        // OTLP/HTTP bodies are protobuf or JSON; the Zipkin formats never come here.
-        _ => json_response(
-            status,
-            &serde_json::json!({"code": code, "message": error.message()}),
-        ),
-    };
+    let protobuf = matches!(format, Format::Protobuf);
+    let response = status_body(status, error.grpc_code(), error.message(), protobuf);
     with_retry_after(response, error)
+}
+
+/// A refusal of `POST /v1/traces` made before the body is read (by a layer in front, such as
+/// token checks): a `google.rpc.Status` in the encoding the request's `Content-Type` names,
+/// JSON when it names neither.
+pub fn refusal(
+    headers: &HeaderMap,
+    status: StatusCode,
+    code: tonic::Code,
+    message: &str,
+) -> Response {
+    let protobuf = matches!(request_format(headers), Ok(Format::Protobuf));
+    status_body(status, code, message, protobuf)
+}
+
+fn status_body(status: StatusCode, code: tonic::Code, message: &str, protobuf: bool) -> Response {
+    let code = code as i32;
+    if protobuf {
+        let body = tonic_types::Status {
+            code,
+            message: message.to_string(),
+            details: Vec::new(),
+        };
+        protobuf_response(status, body.encode_to_vec())
+    } else {
+        json_response(
+            status,
+            &serde_json::json!({"code": code, "message": message}),
+        )
+    }
 }
 
 fn protobuf_response(status: StatusCode, body: Vec<u8>) -> Response {

@@ -20,7 +20,6 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use prost::Message;
 use serde::Deserialize;
 
 use osprey_ingest::TENANT_HEADER;
@@ -196,35 +195,12 @@ impl Port {
     fn refusal(self, refusal: Refusal, headers: &HeaderMap) -> Response {
         let mut response = match self {
             Port::OtlpHttp => {
-                let status = tonic_types::Status {
-                    code: if refusal.status == StatusCode::UNAUTHORIZED {
-                        tonic::Code::Unauthenticated
-                    } else {
-                        tonic::Code::PermissionDenied
-                    } as i32,
-                    message: refusal.message,
-                    details: Vec::new(),
-                };
-                let protobuf = headers
-                    .get(header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|v| v.contains("protobuf"));
-                if protobuf {
-                    (
-                        refusal.status,
-                        [(header::CONTENT_TYPE, "application/x-protobuf")],
-                        status.encode_to_vec(),
-                    )
-                        .into_response()
+                let code = if refusal.status == StatusCode::UNAUTHORIZED {
+                    tonic::Code::Unauthenticated
                 } else {
-                    let body = serde_json::json!({"code": status.code, "message": status.message});
-                    (
-                        refusal.status,
-                        [(header::CONTENT_TYPE, "application/json")],
-                        body.to_string(),
-                    )
-                        .into_response()
-                }
+                    tonic::Code::PermissionDenied
+                };
+                osprey_ingest::otlp_http::refusal(headers, refusal.status, code, &refusal.message)
             }
             Port::Query => {
                 let body = serde_json::json!({
