@@ -30,8 +30,12 @@ if ! command -v kubectl >/dev/null; then
     export PATH="$PWD/$venv/bin:$PATH"
 fi
 
+# One build of every target: `--all-targets` resolves features as the tests need them, so the
+# binaries the Python tests run and the Rust tests share one copy of each crate; no incremental
+# state (CI builds once). Both keep target/ small enough for CI's disk.
+export CARGO_INCREMENTAL=0
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
-cargo build --workspace
+cargo build --workspace --all-targets
 cargo test --workspace
 OSPREY_BIN="$PWD/target/debug/osprey" OSPREY_DEMO_BIN="$PWD/target/debug/osprey-demo" "$venv/bin/python" -m pytest tests -q -p no:cacheprovider
