@@ -3,6 +3,11 @@
 //! parallel; every 30 s the server's memory, the accepted rate, the export and query p99 and the
 //! data directory's size are sampled, printed, written as CSV and drawn as an SVG chart. The target
 //! is flat lines: no growth of memory after the first cut, no latency creep.
+//!
+//! Clients send on a schedule whether or not earlier answers have come (up to
+//! [`IN_FLIGHT_PER_CLIENT`] each), as SDK exporters with a queue do, so `--share 200` offers twice
+//! what the server can take: the overload test, where the accepted rate must hold at the maximum,
+//! memory stay bounded and the excess be refused with UNAVAILABLE and a retry hint.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,10 +29,14 @@ pub struct SoakArgs {
     /// How long to run.
     #[arg(long, default_value_t = 60)]
     minutes: u64,
-    /// Spans per second to send. Default: 80 % of what the server accepts in a first
+    /// Spans per second to send. Default: `--share` of what the server accepts in a first
     /// `--measure-seconds` of unpaced load.
     #[arg(long)]
     rate: Option<u64>,
+    /// Percent of the measured maximum to offer when `--rate` is not given: 80 for a soak, 200
+    /// for the overload test.
+    #[arg(long, default_value_t = 80)]
+    share: u64,
     #[arg(long, default_value_t = 60)]
     measure_seconds: u64,
     /// Concurrent OTLP/gRPC clients.
@@ -63,7 +72,14 @@ const TEMPLATES: usize = 50;
 struct Window {
     export_latencies: Vec<Duration>,
     query_latencies: Vec<Duration>,
+    /// Exports refused with UNAVAILABLE or RESOURCE_EXHAUSTED and a retry hint (RetryInfo).
+    throttled: u64,
+    /// Exports that failed otherwise (any other code, or throttling without a retry hint).
     refused: u64,
+    /// Sends a client skipped because it already had [`IN_FLIGHT_PER_CLIENT`] waiting.
+    skipped: u64,
+    /// Queries that did not answer 200 (a soak whose queries fail measures nothing).
+    failed_queries: u64,
 }
 
 struct Shared {
@@ -137,7 +153,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
                 thousands(max),
                 args.measure_seconds
             );
-            max * 8 / 10
+            max * args.share / 100
         }
     };
     let per_client = rate as f64 / args.clients.max(1) as f64 / SHAPE.spans_per_request as f64;
@@ -156,7 +172,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     *shared.window.lock() = Window::default();
 
     let mut csv = String::from(
-        "minute,rss_mib,accepted_spans_per_s,refused,export_p99_ms,query_p99_ms,data_dir_mib\n",
+        "minute,rss_mib,accepted_spans_per_s,throttled,refused,skipped,export_p99_ms,query_p99_ms,failed_queries,data_dir_mib\n",
     );
     let mut samples = Vec::new();
     let started = Instant::now();
@@ -173,30 +189,39 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
             minute: started.elapsed().as_secs_f64() / 60.0,
             rss_mib: memory_bytes(server.pid(), "VmRSS:")? as f64 / (1 << 20) as f64,
             rate: (accepted - last_accepted) as f64 / every.as_secs_f64(),
+            throttled: window.throttled,
             refused: window.refused,
+            skipped: window.skipped,
             export_p99_ms: percentile(&exports, 0.99).as_secs_f64() * 1e3,
             query_p99_ms: percentile(&queries, 0.99).as_secs_f64() * 1e3,
+            failed_queries: window.failed_queries,
             data_dir_mib: dir_bytes(&dir) as f64 / (1 << 20) as f64,
         };
         last_accepted = accepted;
         println!(
-            "  {:>5.1} min: RSS {:>6.0} MiB, {:>9} spans/s accepted, {} refused, export p99 {:>6.1} ms, query p99 {:>7.1} ms, data dir {:>6.0} MiB",
+            "  {:>5.1} min: RSS {:>6.0} MiB, {:>9} spans/s accepted, {} throttled, {} refused, {} skipped, export p99 {:>6.1} ms, query p99 {:>7.1} ms ({} failed), data dir {:>6.0} MiB",
             sample.minute,
             sample.rss_mib,
             thousands(sample.rate as u64),
+            sample.throttled,
             sample.refused,
+            sample.skipped,
             sample.export_p99_ms,
             sample.query_p99_ms,
+            sample.failed_queries,
             sample.data_dir_mib
         );
         csv.push_str(&format!(
-            "{:.2},{:.1},{:.0},{},{:.2},{:.2},{:.1}\n",
+            "{:.2},{:.1},{:.0},{},{},{},{:.2},{:.2},{},{:.1}\n",
             sample.minute,
             sample.rss_mib,
             sample.rate,
+            sample.throttled,
             sample.refused,
+            sample.skipped,
             sample.export_p99_ms,
             sample.query_p99_ms,
+            sample.failed_queries,
             sample.data_dir_mib
         ));
         samples.push(sample);
@@ -220,10 +245,16 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One client: sends a fresh instance of the next template every interval (or at once when the
-/// last answer came late), counting what is accepted.
+/// Answers a client may wait for at once; past it the client skips sends (counted) rather than
+/// queue without bound in the load generator.
+const IN_FLIGHT_PER_CLIENT: u64 = 16;
+
+/// One client: sends a fresh instance of the next template every interval, without waiting for
+/// earlier answers (or one after the other, as fast as answers come, while the interval is 0),
+/// counting what is accepted, throttled and refused.
 async fn send(channel: Channel, client: usize, shared: Arc<Shared>) {
-    let mut grpc = tonic::client::Grpc::new(channel);
+    let grpc = tonic::client::Grpc::new(channel);
+    let in_flight = Arc::new(AtomicU64::new(0));
     let mut sent = 0u64;
     let mut next = Instant::now();
     while !shared.stop.load(Ordering::Relaxed) {
@@ -231,6 +262,10 @@ async fn send(channel: Channel, client: usize, shared: Arc<Shared>) {
         if interval > 0 {
             tokio::time::sleep_until(next.into()).await;
             next = (next + Duration::from_nanos(interval)).max(Instant::now());
+            if in_flight.load(Ordering::Relaxed) >= IN_FLIGHT_PER_CLIENT {
+                shared.window.lock().skipped += 1;
+                continue;
+            }
         }
         let body = {
             let templates = shared.templates.lock().clone();
@@ -238,46 +273,84 @@ async fn send(channel: Channel, client: usize, shared: Arc<Shared>) {
                 .instance((client as u64) << 40 | sent)
         };
         sent += 1;
+        let mut grpc = grpc.clone();
         if grpc.ready().await.is_err() {
             break;
         }
-        let (result, took) = send_export(&mut grpc, body).await;
-        let mut window = shared.window.lock();
-        window.export_latencies.push(took);
-        match result {
-            Ok(_) => {
-                shared
-                    .accepted
-                    .fetch_add(SHAPE.spans_per_request as u64, Ordering::Relaxed);
+        in_flight.fetch_add(1, Ordering::Relaxed);
+        let export = {
+            let (shared, in_flight) = (shared.clone(), in_flight.clone());
+            async move {
+                let (result, took) = send_export(&mut grpc, body).await;
+                in_flight.fetch_sub(1, Ordering::Relaxed);
+                record(&shared, result.map(drop), took);
             }
-            Err(_) => window.refused += 1,
+        };
+        if interval > 0 {
+            tokio::spawn(export);
+        } else {
+            export.await;
         }
     }
 }
 
-/// Queries in a loop, as people looking at the last minutes would: a Jaeger search, a TraceQL
-/// search, the service graph.
+fn record(shared: &Shared, result: Result<(), tonic::Status>, took: Duration) {
+    let mut window = shared.window.lock();
+    window.export_latencies.push(took);
+    match result {
+        Ok(()) => {
+            shared
+                .accepted
+                .fetch_add(SHAPE.spans_per_request as u64, Ordering::Relaxed);
+        }
+        Err(status) if throttled(&status) => window.throttled += 1,
+        Err(_) => window.refused += 1,
+    }
+}
+
+/// Whether `status` is a throttling answer a client can act on: UNAVAILABLE or RESOURCE_EXHAUSTED
+/// with a `RetryInfo` saying when to come back.
+fn throttled(status: &tonic::Status) -> bool {
+    use tonic_types::StatusExt;
+    matches!(
+        status.code(),
+        tonic::Code::Unavailable | tonic::Code::ResourceExhausted
+    ) && status.get_details_retry_info().is_some()
+}
+
+/// Queries in a loop, as a few people watching the last minute would: a Jaeger search, a TraceQL
+/// search and the service graph, one every [`QUERY_PAUSE`]. Wider lookbacks or no pause make the
+/// soak a query benchmark: at 80 % of the ingest maximum a minute holds tens of millions of spans,
+/// and a scan of them takes a core for seconds, which the ingest then lacks.
 async fn query_loop(query: std::net::SocketAddr, shared: Arc<Shared>) {
     let paths = [
-        "/api/traces?service=service-3&lookback=5m&limit=20",
-        "/api/osprey/traceql?q=%7B%20resource.service.name%20%3D%20%22service-5%22%20%26%26%20duration%20%3E%2050ms%20%7D&limit=20",
-        "/api/osprey/service-graph?lookback=5m",
+        "/api/traces?service=service-3&lookback=1m&limit=20",
+        "/api/osprey/traceql?q=%7B%20resource.service.name%20%3D%20%22service-5%22%20%26%26%20duration%20%3E%2050ms%20%7D&limit=20&lookback=1m",
+        "/api/osprey/service-graph?lookback=1m",
     ];
     for path in paths.iter().cycle() {
         let at = Instant::now();
-        let _ = crate::client::get(&format!("http://{query}{path}")).await;
-        shared.window.lock().query_latencies.push(at.elapsed());
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        let ok = matches!(crate::client::get(&format!("http://{query}{path}")).await, Ok((200, _)));
+        let mut window = shared.window.lock();
+        window.query_latencies.push(at.elapsed());
+        window.failed_queries += u64::from(!ok);
+        drop(window);
+        tokio::time::sleep(QUERY_PAUSE).await;
     }
 }
+
+const QUERY_PAUSE: Duration = Duration::from_secs(2);
 
 struct Sample {
     minute: f64,
     rss_mib: f64,
     rate: f64,
+    throttled: u64,
     refused: u64,
+    skipped: u64,
     export_p99_ms: f64,
     query_p99_ms: f64,
+    failed_queries: u64,
     data_dir_mib: f64,
 }
 
