@@ -318,3 +318,27 @@ def test_blocks_in_s3_and_a_second_server_reads_them(start_osprey, s3):
     for trace_id, spans in sent.items():
         assert len(reader.get(f"/api/traces/{trace_id}").json()["data"][0]["spans"]) == spans
     assert sum(b["span_count"] for b in blocks(writer, "--storage", storage)) == 50
+
+
+def test_a_damaged_block_answers_500_with_its_cause_and_the_server_goes_on(start_osprey):
+    server = start_osprey(*CUT_FAST)
+    sent = send_traces(server, traces=3)
+    wait_until_in_blocks(server)
+    (data,) = list(server.data_dir.glob("**/data.parquet"))
+    # Cut short under the running server, as a failing disk or a careless hand would leave it.
+    data.write_bytes(data.read_bytes()[:64])
+    trace_id = next(iter(sent))
+
+    jaeger = server.get(f"/api/traces/{trace_id}")
+    assert jaeger.status_code == 500, jaeger.text
+    (error,) = jaeger.json()["errors"]
+    assert error["code"] == 500 and error["msg"].startswith("reading stored spans failed: "), error
+    tempo = requests.get(f"{server.tempo_url}/api/traces/{trace_id}", timeout=30)
+    assert tempo.status_code == 500 and tempo.text.startswith("reading stored spans failed: "), tempo.text
+    v3 = server.get(f"/api/v3/traces/{trace_id}")
+    assert v3.status_code == 500 and v3.json()["error"]["httpCode"] == 500, v3.text
+    # Every 5xx is logged with its cause.
+    assert server.log().count("query API error: reading stored spans failed") >= 3, server.log()
+    # Answers that need no span of the block still come, and the server is still up.
+    assert server.get("/api/services").status_code == 200
+    assert server.get("/ready").status_code == 200

@@ -18,7 +18,7 @@ use osprey_model::otlp::TracesData;
 use osprey_query::{TraceQuery, TraceSummary};
 use osprey_store::validate_tenant;
 
-use crate::{ApiState, TENANT};
+use crate::{ApiState, QueryFailure, TENANT};
 
 /// The jaeger-idl api_v3 messages this service reads and writes (google.protobuf's Timestamp and
 /// Duration written out: same fields, same wire form).
@@ -219,8 +219,22 @@ fn search_query(query: Option<TraceQueryParameters>) -> Result<TraceQuery, Statu
     })
 }
 
-fn internal(e: std::io::Error) -> Status {
-    Status::internal(format!("reading stored spans failed: {e}"))
+/// The gRPC status of a failed query: the HTTP APIs' decision ([`QueryFailure::status`]) in gRPC
+/// codes, logged when it is the server's fault.
+fn status(failure: impl Into<QueryFailure>) -> Status {
+    let failure = failure.into();
+    let message = failure.to_string();
+    match failure.status() {
+        axum::http::StatusCode::BAD_REQUEST => Status::invalid_argument(message),
+        axum::http::StatusCode::SERVICE_UNAVAILABLE => {
+            tracing::error!("query API error: {message}");
+            Status::deadline_exceeded(message)
+        }
+        _ => {
+            tracing::error!("query API error: {message}");
+            Status::internal(message)
+        }
+    }
 }
 
 fn summary(s: &TraceSummary) -> messages::TraceSummary {
@@ -279,8 +293,9 @@ impl QueryService {
         Box::pin(async move {
             let tenant = tenant?;
             TENANT
-                .scope(tenant, state.run(endpoint, work))
+                .scope(tenant, state.run(endpoint, move |q| Ok(work(q))))
                 .await
+                .map_err(status)?
                 .map(Response::new)
         })
     }
@@ -289,7 +304,7 @@ impl QueryService {
         let id = crate::params::trace_id(&request.get_ref().trace_id);
         let answer = self.answer(&request, "grpc_get_trace", move |q| {
             let id = id.map_err(Status::invalid_argument)?;
-            match q.trace(&id).map_err(internal)? {
+            match q.trace(&id).map_err(status)? {
                 Some(spans) => Ok(vec![TracesData {
                     resource_spans: spans,
                 }]),
@@ -304,8 +319,8 @@ impl QueryService {
         let answer = self.answer(&request, "grpc_find_traces", move |q| {
             let query = query?;
             let mut traces = Vec::new();
-            for id in q.search(&query).map_err(internal)? {
-                if let Some(spans) = q.trace(&id).map_err(internal)? {
+            for id in q.search(&query).map_err(status)? {
+                if let Some(spans) = q.trace(&id).map_err(status)? {
                     traces.push(TracesData {
                         resource_spans: spans,
                     });
@@ -323,8 +338,8 @@ impl QueryService {
         let query = search_query(request.get_ref().query.clone());
         let answer = self.answer(&request, "grpc_find_trace_summaries", move |q| {
             let query = query?;
-            let ids = q.search(&query).map_err(internal)?;
-            let summaries = q.summaries(&ids).map_err(internal)?;
+            let ids = q.search(&query).map_err(status)?;
+            let summaries = q.summaries(&ids).map_err(status)?;
             Ok(vec![FindTraceSummariesResponse {
                 summaries: summaries.iter().map(summary).collect(),
             }])
@@ -381,7 +396,7 @@ impl QueryService {
             let start = start_time
                 .as_ref()
                 .map_or(end.saturating_sub(crate::params::DAY_NS), nanos);
-            let graph = q.service_graph(start, end).map_err(internal)?;
+            let graph = q.service_graph(start, end).map_err(status)?;
             Ok(DependenciesResponse {
                 dependencies: graph
                     .edges

@@ -13,7 +13,9 @@ use osprey_query::{SpanMetric, SpanMetricSeries, SpanMetricsRequest, MAX_POINTS}
 
 use crate::jaeger_v1::V1;
 use crate::params::{self, Params};
-use crate::{ApiState, ErrorForm};
+use crate::{ApiError, ApiState};
+
+type Answer = Result<Response, ApiError<V1>>;
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -88,23 +90,17 @@ async fn answer(
     state: ApiState,
     query: Option<String>,
     metric: impl FnOnce(&Params) -> Result<SpanMetric, String>,
-) -> Response {
-    let parsed = Params::parse(query.as_deref()).and_then(|p| Ok((request(&p)?, metric(&p)?)));
-    let (request, metric) = match parsed {
-        Ok(parsed) => parsed,
-        Err(e) => return V1::bad_request(e),
-    };
+) -> Answer {
+    let p = Params::parse(query.as_deref())?;
+    let (request, metric) = (request(&p)?, metric(&p)?);
     let group_by_operation = request.group_by_operation;
-    match state
+    let series = state
         .run("metrics", move |q| q.span_metrics(&request, metric))
-        .await
-    {
-        Ok(series) => Json(metric_family(metric, group_by_operation, &series)).into_response(),
-        Err(e) => V1::internal(e),
-    }
+        .await?;
+    Ok(Json(metric_family(metric, group_by_operation, &series)).into_response())
 }
 
-async fn latencies(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
+async fn latencies(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Answer {
     answer(state, query, |p| {
         let q = p
             .get(&["quantile"])
@@ -119,11 +115,11 @@ async fn latencies(State(state): State<ApiState>, RawQuery(query): RawQuery) -> 
     .await
 }
 
-async fn calls(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
+async fn calls(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Answer {
     answer(state, query, |_| Ok(SpanMetric::Calls)).await
 }
 
-async fn errors(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
+async fn errors(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Answer {
     answer(state, query, |_| Ok(SpanMetric::Errors)).await
 }
 

@@ -18,7 +18,9 @@ use osprey_model::otlp::ResourceSpans;
 use osprey_query::TraceQuery;
 
 use crate::params::{self, Params};
-use crate::{operation_json, ApiState, ErrorForm};
+use crate::{operation_json, ApiError, ApiState, ErrorForm};
+
+type Answer = Result<Response, ApiError<V1>>;
 
 /// Traces returned by a search that names no limit (Jaeger's default).
 const DEFAULT_LIMIT: usize = 100;
@@ -48,16 +50,14 @@ const TRANSFORM_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
 /// `POST /api/transform`: an OTLP JSON `ExportTraceServiceRequest` in, its traces as Jaeger
 /// traces out (one per trace id, in id order), as Jaeger's query service answers.
-async fn transform(body: axum::body::Bytes) -> Response {
-    let request = match osprey_model::otlp_json::decode_request(&body) {
-        Ok(request) => request,
-        Err(e) => return V1::bad_request(format!("cannot read the body as OTLP JSON: {e}")),
-    };
+async fn transform(body: axum::body::Bytes) -> Answer {
+    let request = osprey_model::otlp_json::decode_request(&body)
+        .map_err(|e| format!("cannot read the body as OTLP JSON: {e}"))?;
     let traces = by_trace(request.resource_spans)
         .into_iter()
         .map(|(id, spans)| jaeger::trace(&const_hex::encode(id), &spans))
         .collect();
-    data(traces)
+    Ok(data(traces))
 }
 
 /// Each trace's spans, with the resource and scope they came under.
@@ -81,91 +81,71 @@ fn by_trace(resource_spans: Vec<ResourceSpans>) -> BTreeMap<Vec<u8>, Vec<Resourc
 }
 
 /// `endTs` and `lookback` in milliseconds (default: now, one day).
-async fn dependencies(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
-    let window = Params::parse(query.as_deref()).and_then(|p| {
-        let end = p
-            .parsed(&["endTs"], params::millis)?
-            .unwrap_or(params::now_ns());
-        let lookback = p
-            .parsed(&["lookback"], params::millis)?
-            .unwrap_or(params::DAY_NS);
-        Ok((end.saturating_sub(lookback), end))
-    });
-    let (start, end) = match window {
-        Ok(w) => w,
-        Err(e) => return V1::bad_request(e),
-    };
-    let graph = match state
+async fn dependencies(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Answer {
+    let p = Params::parse(query.as_deref())?;
+    let end = p
+        .parsed(&["endTs"], params::millis)?
+        .unwrap_or(params::now_ns());
+    let lookback = p
+        .parsed(&["lookback"], params::millis)?
+        .unwrap_or(params::DAY_NS);
+    let start = end.saturating_sub(lookback);
+    let graph = state
         .run("dependencies", move |q| q.service_graph(start, end))
-        .await
-    {
-        Ok(g) => g,
-        Err(e) => return V1::internal(e),
-    };
-    data(
+        .await?;
+    Ok(data(
         graph
             .edges
             .iter()
             .map(|e| json!({"parent": e.parent, "child": e.child, "callCount": e.calls}))
             .collect(),
-    )
+    ))
 }
 
 /// The Deep Dependency Graph's paths: `service` (required), `operation` (none or `*`: any), `start`
 /// and `end` in unix milliseconds (0 or none, as the Jaeger UI sends them: the last day). Answered
 /// as `{"dependencies": [{"path": [{service, operation}], "attributes": [{"key":
 /// "exemplar_trace_id", "value"}]}]}`, the payload the UI reads.
-async fn dependency_paths(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
-    let parsed = Params::parse(query.as_deref()).and_then(|p| {
-        let service = p
-            .get(&["service"])
-            .ok_or("parameter 'service' is required")?
-            .to_string();
-        let operation = p
-            .get(&["operation"])
-            .filter(|o| !o.is_empty() && *o != "*")
-            .map(str::to_string);
-        let end = p
-            .parsed(&["end"], params::millis)?
-            .filter(|e| *e > 0)
-            .unwrap_or(params::now_ns());
-        let start = p
-            .parsed(&["start"], params::millis)?
-            .filter(|s| *s > 0)
-            .unwrap_or(end.saturating_sub(params::DAY_NS));
-        Ok((service, operation, start, end))
-    });
-    let (service, operation, start, end) = match parsed {
-        Ok(parsed) => parsed,
-        Err(e) => return V1::bad_request(e),
-    };
+async fn dependency_paths(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Answer {
+    let p = Params::parse(query.as_deref())?;
+    let service = p
+        .get(&["service"])
+        .ok_or("parameter 'service' is required".to_string())?
+        .to_string();
+    let operation = p
+        .get(&["operation"])
+        .filter(|o| !o.is_empty() && *o != "*")
+        .map(str::to_string);
+    let end = p
+        .parsed(&["end"], params::millis)?
+        .filter(|e| *e > 0)
+        .unwrap_or(params::now_ns());
+    let start = p
+        .parsed(&["start"], params::millis)?
+        .filter(|s| *s > 0)
+        .unwrap_or(end.saturating_sub(params::DAY_NS));
     let paths = state
         .run("dependency paths", move |q| {
             q.dependency_paths(&service, operation.as_deref(), start, end)
         })
-        .await;
-    match paths {
-        Ok(paths) => {
-            let dependencies: Vec<_> = paths
+        .await?;
+    let dependencies: Vec<_> = paths
+        .iter()
+        .map(|p| {
+            let path: Vec<_> = p
+                .path
                 .iter()
-                .map(|p| {
-                    let path: Vec<_> = p
-                        .path
-                        .iter()
-                        .map(|(service, operation)| json!({"service": service, "operation": operation}))
-                        .collect();
-                    let attributes: Vec<_> = p
-                        .exemplars
-                        .iter()
-                        .map(|id| json!({"key": "exemplar_trace_id", "value": id.to_hex()}))
-                        .collect();
-                    json!({"path": path, "attributes": attributes})
-                })
+                .map(|(service, operation)| json!({"service": service, "operation": operation}))
                 .collect();
-            Json(json!({ "dependencies": dependencies })).into_response()
-        }
-        Err(e) => V1::internal(e),
-    }
+            let attributes: Vec<_> = p
+                .exemplars
+                .iter()
+                .map(|id| json!({"key": "exemplar_trace_id", "value": id.to_hex()}))
+                .collect();
+            json!({"path": path, "attributes": attributes})
+        })
+        .collect();
+    Ok(Json(json!({ "dependencies": dependencies })).into_response())
 }
 
 /// Errors in the `errors` list of the classic envelope.
@@ -184,48 +164,37 @@ fn data<T: Serialize>(items: Vec<T>) -> Response {
         .into_response()
 }
 
-async fn services(State(state): State<ApiState>) -> Response {
-    data(state.run("services", |q| q.services()).await)
+async fn services(State(state): State<ApiState>) -> Answer {
+    Ok(data(state.run("services", |q| Ok(q.services())).await?))
 }
 
-async fn service_operations(
-    State(state): State<ApiState>,
-    Path(service): Path<String>,
-) -> Response {
+async fn service_operations(State(state): State<ApiState>, Path(service): Path<String>) -> Answer {
     let operations = state
-        .run("operations", move |q| q.operations(&service, None))
-        .await;
+        .run("operations", move |q| Ok(q.operations(&service, None)))
+        .await?;
     let mut names: Vec<String> = operations.into_iter().map(|(name, _)| name).collect();
     names.dedup();
-    data(names)
+    Ok(data(names))
 }
 
-async fn operations(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
-    let (service, kind) =
-        match Params::parse(query.as_deref()).and_then(|p| params::operations_filter(&p)) {
-            Ok(filter) => filter,
-            Err(e) => return V1::bad_request(e),
-        };
+async fn operations(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Answer {
+    let (service, kind) = params::operations_filter(&Params::parse(query.as_deref())?)?;
     let operations = state
-        .run("operations", move |q| q.operations(&service, kind))
-        .await;
-    data(
+        .run("operations", move |q| Ok(q.operations(&service, kind)))
+        .await?;
+    Ok(data(
         operations
             .into_iter()
             .map(|(name, kind)| operation_json(name, kind))
             .collect(),
-    )
+    ))
 }
 
-async fn trace(State(state): State<ApiState>, Path(trace_id): Path<String>) -> Response {
-    let id = match params::trace_id(&trace_id) {
-        Ok(id) => id,
-        Err(e) => return V1::bad_request(e),
-    };
-    match state.run("trace", move |q| q.trace(&id)).await {
-        Ok(Some(spans)) => data(vec![jaeger::trace(&id.to_hex(), &spans)]),
-        Ok(None) => V1::not_found("trace not found"),
-        Err(e) => V1::internal(e),
+async fn trace(State(state): State<ApiState>, Path(trace_id): Path<String>) -> Answer {
+    let id = params::trace_id(&trace_id)?;
+    match state.run("trace", move |q| q.trace(&id)).await? {
+        Some(spans) => Ok(data(vec![jaeger::trace(&id.to_hex(), &spans)])),
+        None => Err(ApiError::not_found("trace not found")),
     }
 }
 
@@ -255,11 +224,8 @@ fn search_query(params: &Params) -> Result<TraceQuery, String> {
     })
 }
 
-async fn search(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
-    let query = match Params::parse(query.as_deref()).and_then(|p| search_query(&p)) {
-        Ok(q) => q,
-        Err(e) => return V1::bad_request(e),
-    };
+async fn search(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Answer {
+    let query = search_query(&Params::parse(query.as_deref())?)?;
     let traces = state
         .run("search", move |q| {
             let mut traces = Vec::new();
@@ -270,9 +236,6 @@ async fn search(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Res
             }
             Ok(traces)
         })
-        .await;
-    match traces {
-        Ok(traces) => data(traces),
-        Err(e) => V1::internal(e),
-    }
+        .await?;
+    Ok(data(traces))
 }

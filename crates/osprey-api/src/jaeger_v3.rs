@@ -12,7 +12,9 @@ use osprey_model::otlp::ResourceSpans;
 use osprey_query::{TraceQuery, TraceSummary};
 
 use crate::params::{self, Params};
-use crate::{operation_json, ApiState, ErrorForm};
+use crate::{operation_json, ApiError, ApiState, ErrorForm};
+
+type Answer = Result<Response, ApiError<V3>>;
 
 /// Traces returned when `query.search_depth` is not given.
 const DEFAULT_DEPTH: usize = 100;
@@ -29,34 +31,23 @@ pub fn routes() -> Router<ApiState> {
 
 /// `start_time` and `end_time` (RFC 3339; default: the day before now), answered as the
 /// gateway writes `DependenciesResponse` (`callCount` a uint64, so a string).
-async fn dependencies(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
-    let window = Params::parse(query.as_deref()).and_then(|p| {
-        let end = p
-            .parsed(&keys("end_time", "endTime"), params::rfc3339)?
-            .unwrap_or(params::now_ns());
-        let start = p
-            .parsed(&keys("start_time", "startTime"), params::rfc3339)?
-            .unwrap_or(end.saturating_sub(params::DAY_NS));
-        Ok((start, end))
-    });
-    let (start, end) = match window {
-        Ok(w) => w,
-        Err(e) => return V3::bad_request(e),
-    };
-    match state
+async fn dependencies(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Answer {
+    let p = Params::parse(query.as_deref())?;
+    let end = p
+        .parsed(&keys("end_time", "endTime"), params::rfc3339)?
+        .unwrap_or(params::now_ns());
+    let start = p
+        .parsed(&keys("start_time", "startTime"), params::rfc3339)?
+        .unwrap_or(end.saturating_sub(params::DAY_NS));
+    let graph = state
         .run("dependencies", move |q| q.service_graph(start, end))
-        .await
-    {
-        Ok(graph) => {
-            let dependencies: Vec<_> = graph
-                .edges
-                .iter()
-                .map(|e| json!({"parent": e.parent, "child": e.child, "callCount": e.calls.to_string()}))
-                .collect();
-            Json(json!({ "dependencies": dependencies })).into_response()
-        }
-        Err(e) => V3::internal(e),
-    }
+        .await?;
+    let dependencies: Vec<_> = graph
+        .edges
+        .iter()
+        .map(|e| json!({"parent": e.parent, "child": e.child, "callCount": e.calls.to_string()}))
+        .collect();
+    Ok(Json(json!({ "dependencies": dependencies })).into_response())
 }
 
 /// `{"result": {"resourceSpans": [...]}}`, serialised straight from the OTLP messages.
@@ -79,7 +70,7 @@ fn otlp_result(spans: &[ResourceSpans]) -> Response {
 }
 
 /// Errors as `{"error": {"httpCode", "message"}}`.
-struct V3;
+pub(crate) struct V3;
 
 impl ErrorForm for V3 {
     fn error(status: StatusCode, message: String) -> Response {
@@ -88,24 +79,21 @@ impl ErrorForm for V3 {
     }
 }
 
-async fn services(State(state): State<ApiState>) -> Response {
-    Json(json!({"services": state.run("services", |q| q.services()).await})).into_response()
+async fn services(State(state): State<ApiState>) -> Answer {
+    let services = state.run("services", |q| Ok(q.services())).await?;
+    Ok(Json(json!({ "services": services })).into_response())
 }
 
-async fn operations(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
-    let (service, kind) =
-        match Params::parse(query.as_deref()).and_then(|p| params::operations_filter(&p)) {
-            Ok(filter) => filter,
-            Err(e) => return V3::bad_request(e),
-        };
+async fn operations(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Answer {
+    let (service, kind) = params::operations_filter(&Params::parse(query.as_deref())?)?;
     let operations = state
-        .run("operations", move |q| q.operations(&service, kind))
-        .await;
+        .run("operations", move |q| Ok(q.operations(&service, kind)))
+        .await?;
     let operations: Vec<_> = operations
         .into_iter()
         .map(|(name, kind)| operation_json(name, kind))
         .collect();
-    Json(json!({"operations": operations})).into_response()
+    Ok(Json(json!({ "operations": operations })).into_response())
 }
 
 /// `start_time` and `end_time` (RFC 3339) only say where the trace is likely to be, and
@@ -126,18 +114,12 @@ async fn trace(
     State(state): State<ApiState>,
     Path(trace_id): Path<String>,
     RawQuery(query): RawQuery,
-) -> Response {
-    let id = match params::trace_id(&trace_id).and_then(|id| {
-        trace_hints(query.as_deref())?;
-        Ok(id)
-    }) {
-        Ok(id) => id,
-        Err(e) => return V3::bad_request(e),
-    };
-    match state.run("trace", move |q| q.trace(&id)).await {
-        Ok(Some(spans)) => otlp_result(&spans),
-        Ok(None) => V3::not_found("trace not found"),
-        Err(e) => V3::internal(e),
+) -> Answer {
+    let id = params::trace_id(&trace_id)?;
+    trace_hints(query.as_deref())?;
+    match state.run("trace", move |q| q.trace(&id)).await? {
+        Some(spans) => Ok(otlp_result(&spans)),
+        None => Err(ApiError::not_found("trace not found")),
     }
 }
 
@@ -211,11 +193,8 @@ fn parse_search(query: Option<&str>) -> Result<TraceQuery, String> {
     Ok(search)
 }
 
-async fn search(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
-    let query = match parse_search(query.as_deref()) {
-        Ok(q) => q,
-        Err(e) => return V3::bad_request(e),
-    };
+async fn search(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Answer {
+    let query = parse_search(query.as_deref())?;
     let found = state
         .run("search", move |q| {
             let mut spans = Vec::new();
@@ -224,12 +203,11 @@ async fn search(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Res
             }
             Ok(spans)
         })
-        .await;
-    match found {
-        Ok(spans) if spans.is_empty() => V3::not_found("No traces found"),
-        Ok(spans) => otlp_result(&spans),
-        Err(e) => V3::internal(e),
+        .await?;
+    if found.is_empty() {
+        return Err(ApiError::not_found("No traces found"));
     }
+    Ok(otlp_result(&found))
 }
 
 fn summary_json(s: &TraceSummary) -> serde_json::Value {
@@ -247,21 +225,13 @@ fn summary_json(s: &TraceSummary) -> serde_json::Value {
     })
 }
 
-async fn summaries(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
-    let query = match parse_search(query.as_deref()) {
-        Ok(q) => q,
-        Err(e) => return V3::bad_request(e),
-    };
+async fn summaries(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Answer {
+    let query = parse_search(query.as_deref())?;
     let found = state
         .run("trace-summaries", move |q| {
             q.search(&query).and_then(|ids| q.summaries(&ids))
         })
-        .await;
-    match found {
-        Ok(summaries) => {
-            let summaries: Vec<_> = summaries.iter().map(summary_json).collect();
-            Json(json!({"summaries": summaries})).into_response()
-        }
-        Err(e) => V3::internal(e),
-    }
+        .await?;
+    let summaries: Vec<_> = found.iter().map(summary_json).collect();
+    Ok(Json(json!({ "summaries": summaries })).into_response())
 }

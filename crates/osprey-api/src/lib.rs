@@ -3,6 +3,7 @@
 //! UI, health probes and Prometheus metrics. The Tempo port (3200): Grafana Tempo's HTTP API. The
 //! Zipkin port (9411): Zipkin's query API. The sampling port (5778): Jaeger remote sampling.
 
+mod error;
 mod jaeger_grpc;
 mod jaeger_monitor;
 mod jaeger_v1;
@@ -16,7 +17,7 @@ mod ui;
 mod zipkin;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -25,6 +26,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use error::{ApiError, ErrorForm, PlainText, QueryFailure};
 pub use jaeger_grpc::QueryService as JaegerQueryService;
 use osprey_query::Query;
 use osprey_store::{validate_tenant, Tenants, DEFAULT_TENANT};
@@ -75,12 +77,13 @@ async fn pretty_print_layer(
         return response;
     }
     let (mut parts, body) = response.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
-        return (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "reading the answer failed",
-        )
-            .into_response();
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let message = format!("reading the answer to indent it failed: {e}");
+            return ApiError::<PlainText>::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+                .into_response();
+        }
     };
     let indented = serde_json::from_slice::<serde_json::Value>(&bytes)
         .and_then(|value| serde_json::to_vec_pretty(&value))
@@ -120,7 +123,11 @@ pub struct ApiState {
     tenants: Arc<Tenants>,
     registry: Arc<Registry>,
     metrics: ApiMetrics,
+    query_timeout: Duration,
 }
+
+/// How long a query may take before its caller is answered 503 (`--query-timeout`).
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl ApiState {
     /// `registry` is what `/metrics` exposes; register `metrics` in it before passing it here.
@@ -129,15 +136,26 @@ impl ApiState {
             tenants,
             registry,
             metrics,
+            query_timeout: DEFAULT_QUERY_TIMEOUT,
         }
     }
 
-    /// Runs blocking query work off the executor and records its latency under `endpoint`.
+    /// Answers a query that runs longer than `timeout` with 503 (gRPC DEADLINE_EXCEEDED).
+    pub fn with_query_timeout(self, query_timeout: Duration) -> ApiState {
+        ApiState {
+            query_timeout,
+            ..self
+        }
+    }
+
+    /// Runs blocking query work off the executor for the request's tenant and records its latency
+    /// under `endpoint`. A panic in the work fails this request only; past the query timeout the
+    /// caller gets its answer (the work runs on in its thread: reads cannot be interrupted).
     async fn run<T: Send + 'static>(
         &self,
         endpoint: &'static str,
-        work: impl FnOnce(&Query) -> T + Send + 'static,
-    ) -> T {
+        work: impl FnOnce(&Query) -> osprey_query::Result<T> + Send + 'static,
+    ) -> Result<T, QueryFailure> {
         let tenant = TENANT
             .try_with(String::clone)
             .unwrap_or_else(|_| DEFAULT_TENANT.to_string());
@@ -146,9 +164,12 @@ impl ApiState {
             .get(&tenant)
             .map_or_else(Query::empty, Query::new);
         let started = Instant::now();
-        let result = tokio::task::spawn_blocking(move || work(&query))
-            .await
-            .expect("query tasks do not panic");
+        let task = tokio::task::spawn_blocking(move || work(&query));
+        let result = match tokio::time::timeout(self.query_timeout, task).await {
+            Ok(Ok(answer)) => answer.map_err(QueryFailure::Query),
+            Ok(Err(join)) => Err(QueryFailure::Panicked(panic_message(join))),
+            Err(_) => Err(QueryFailure::TimedOut(self.query_timeout)),
+        };
         self.metrics
             .query_seconds
             .get_or_create(&[("endpoint", endpoint)])
@@ -157,23 +178,15 @@ impl ApiState {
     }
 }
 
-/// How one API family shapes its error responses.
-trait ErrorForm {
-    fn error(status: StatusCode, message: String) -> Response;
-
-    fn bad_request(message: String) -> Response {
-        Self::error(StatusCode::BAD_REQUEST, message)
-    }
-
-    fn not_found(message: &str) -> Response {
-        Self::error(StatusCode::NOT_FOUND, message.to_string())
-    }
-
-    fn internal(e: std::io::Error) -> Response {
-        Self::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("reading stored spans failed: {e}"),
-        )
+/// What a panicked query task said, for the log and the answer.
+fn panic_message(join: tokio::task::JoinError) -> String {
+    match join.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_string()),
+        Err(join) => join.to_string(),
     }
 }
 
@@ -229,4 +242,126 @@ pub fn router(state: ApiState, strategies: Arc<SamplingStrategies>) -> Router {
         .merge(ops::routes())
         .layer(axum::middleware::from_fn(tenant_layer))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use osprey_query::QueryError;
+
+    /// An empty store's API state; the directory lives as long as the returned guard.
+    async fn state(query_timeout: Duration) -> (ApiState, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("a scratch directory");
+        let (tenants, _) = Tenants::open(dir.path(), Default::default())
+            .await
+            .expect("opening a store");
+        let state = ApiState::new(Arc::new(tenants), Arc::default(), ApiMetrics::default())
+            .with_query_timeout(query_timeout);
+        (state, dir)
+    }
+
+    async fn answer(failure: QueryFailure) -> (StatusCode, String) {
+        let response =
+            axum::response::IntoResponse::into_response(ApiError::<jaeger_v1::V1>::from(failure));
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("a body");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_query_past_the_timeout_is_answered_503_while_it_runs_on() {
+        let (state, _dir) = state(Duration::from_millis(50)).await;
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (finished, on_finish) = std::sync::mpsc::channel();
+        // The work cannot end before the answer is in: no race with the clock. Without a query
+        // timeout the answer would never come: the outer bound turns that hang into a failure.
+        let run = state.run("test", move |_| {
+            released.recv().ok();
+            finished.send(()).ok();
+            Ok(())
+        });
+        let failure = tokio::time::timeout(Duration::from_secs(60), run)
+            .await
+            .expect("an answer before the work ends")
+            .expect_err("the work waits for the answer");
+        assert!(matches!(failure, QueryFailure::TimedOut(t) if t == Duration::from_millis(50)));
+        release.send(()).expect("the work still runs");
+        on_finish.recv().expect("the work ran on to its end");
+        let (status, body) = answer(failure).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("the query took longer than 50ms"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_query_fails_its_request_only() {
+        let (state, _dir) = state(DEFAULT_QUERY_TIMEOUT).await;
+        let failure = state
+            .run("test", |_| -> osprey_query::Result<()> {
+                panic!("a damaged page")
+            })
+            .await
+            .expect_err("a panic is a failure");
+        let (status, body) = answer(failure).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            body.contains("the query failed unexpectedly: a damaged page"),
+            "{body}"
+        );
+        let services = state.run("test", |q| Ok(q.services())).await;
+        assert!(services.is_ok(), "the next query is answered");
+    }
+
+    /// The query port's one POST route, in process: an OTLP JSON file in, Jaeger traces out.
+    #[tokio::test]
+    async fn transform_turns_otlp_json_into_jaeger_traces_and_refuses_other_bodies() {
+        use tower::ServiceExt;
+        let (state, _dir) = state(DEFAULT_QUERY_TIMEOUT).await;
+        let app = router(state, Arc::default());
+        let post = |body: &'static str| {
+            axum::http::Request::post("/api/transform")
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(body))
+                .expect("a request")
+        };
+        let file = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"shop"}}]},"scopeSpans":[{"spans":[{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331","name":"checkout","startTimeUnixNano":"1000","endTimeUnixNano":"5000"}]}]}]}"#;
+        let response = app.clone().oneshot(post(file)).await.expect("an answer");
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("a body");
+        let answer: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        let trace = &answer["data"][0];
+        assert_eq!(trace["traceID"], "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(trace["spans"][0]["operationName"], "checkout");
+
+        let response = app.oneshot(post("{not json")).await.expect("an answer");
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("a body");
+        let answer: serde_json::Value = serde_json::from_slice(&body).expect("Jaeger's envelope");
+        let message = answer["errors"][0]["msg"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with("cannot read the body as OTLP JSON"),
+            "{answer}"
+        );
+    }
+
+    #[tokio::test]
+    async fn each_query_error_has_one_status_and_keeps_its_cause() {
+        let storage = QueryError::Storage(std::io::Error::other("block 0193 is 64 bytes long"));
+        let (status, body) = answer(storage.into()).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        let body: serde_json::Value = serde_json::from_str(&body).expect("Jaeger's envelope");
+        assert_eq!(
+            body["errors"][0]["msg"],
+            "reading stored spans failed: block 0193 is 64 bytes long"
+        );
+        let unanswerable = QueryError::Unanswerable("too many series".into());
+        let (status, body) = answer(unanswerable.into()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body.contains("too many series"), "{body}");
+    }
 }

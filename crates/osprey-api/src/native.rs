@@ -13,7 +13,9 @@ use osprey_query::analysis::{analyze, SelfTimeTotal};
 use osprey_query::{rate_seconds, Percentiles};
 
 use crate::params::{self, Params};
-use crate::{ApiState, ErrorForm};
+use crate::{ApiError, ApiState, ErrorForm};
+
+type Answer = Result<Response, ApiError<Native>>;
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -56,19 +58,12 @@ fn merge(mut base: serde_json::Value, extra: serde_json::Value) -> serde_json::V
 }
 
 /// `{"windowNanos", "nodes": [{name, spans, errors}], "edges": [{parent, child, calls, errors, p50Nanos, p95Nanos, p99Nanos}]}`.
-async fn service_graph(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
-    let (start, end) = match Params::parse(query.as_deref()).and_then(|p| window(&p)) {
-        Ok(w) => w,
-        Err(e) => return Native::bad_request(e),
-    };
-    let graph = match state
+async fn service_graph(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Answer {
+    let (start, end) = window(&Params::parse(query.as_deref())?)?;
+    let graph = state
         .run("service-graph", move |q| q.service_graph(start, end))
-        .await
-    {
-        Ok(g) => g,
-        Err(e) => return Native::internal(e),
-    };
-    Json(json!({
+        .await?;
+    Ok(Json(json!({
         "windowNanos": end - start,
         "dataStartNanos": graph.data_range.0.to_string(),
         "dataEndNanos": graph.data_range.1.to_string(),
@@ -79,39 +74,29 @@ async fn service_graph(State(state): State<ApiState>, RawQuery(query): RawQuery)
             percentiles_json(&e.latency),
         )).collect::<Vec<_>>(),
     }))
-    .into_response()
+    .into_response())
 }
 
 /// `{"stepNanos", "series": [{startTimeUnixNano, requests, errors, p50Nanos, p95Nanos, p99Nanos}],
 /// "operations": [{name, requests, errors, p50Nanos, …}]}` for `service` (required), optionally one
 /// `operation`, with `step` a Go duration (default: the window in 60 steps).
-async fn red(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
-    let parsed = Params::parse(query.as_deref()).and_then(|p| {
-        let (start, end) = window(&p)?;
-        let service = p
-            .get(&["service"])
-            .ok_or("parameter 'service' is required")?
-            .to_string();
-        let operation = p.get(&["operation"]).map(str::to_string);
-        let step = p
-            .parsed(&["step"], params::go_duration)?
-            .unwrap_or(((end - start) / 60).max(1_000_000_000));
-        Ok((service, operation, start, end, step))
-    });
-    let (service, operation, start, end, step) = match parsed {
-        Ok(p) => p,
-        Err(e) => return Native::bad_request(e),
-    };
-    let red = match state
+async fn red(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Answer {
+    let p = Params::parse(query.as_deref())?;
+    let (start, end) = window(&p)?;
+    let service = p
+        .get(&["service"])
+        .ok_or("parameter 'service' is required".to_string())?
+        .to_string();
+    let operation = p.get(&["operation"]).map(str::to_string);
+    let step = p
+        .parsed(&["step"], params::go_duration)?
+        .unwrap_or(((end - start) / 60).max(1_000_000_000));
+    let red = state
         .run("red", move |q| {
             q.red(&service, operation.as_deref(), start, end, step)
         })
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => return Native::internal(e),
-    };
-    Json(json!({
+        .await?;
+    Ok(Json(json!({
         "stepNanos": red.step_ns,
         "series": red.series.iter().map(|p| merge(
             json!({"startTimeUnixNano": p.start_ns.to_string(), "requests": p.requests, "errors": p.errors}),
@@ -122,31 +107,21 @@ async fn red(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Respon
             percentiles_json(&o.latency),
         )).collect::<Vec<_>>(),
     }))
-    .into_response()
+    .into_response())
 }
 
 /// `{"windowNanos", "stepNanos", "dataStartNanos", "dataEndNanos", "rateWindowNanos", "services":
 /// [{name, requests, errors, p50Nanos, p95Nanos, p99Nanos, requestsPerStep}]}`: every service over
 /// the window (`lookback` or `start`/`end`), in `steps` steps (default 30). Rates are meant per
 /// `rateWindowNanos`: the stretch of the window that holds spans (at least a second).
-async fn services_overview(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
-    let parsed = Params::parse(query.as_deref()).and_then(|p| {
-        let (start, end) = window(&p)?;
-        let steps = p.parsed(&["steps"], params::unsigned)?.unwrap_or(30);
-        Ok((start, end, steps as usize))
-    });
-    let (start, end, steps) = match parsed {
-        Ok(p) => p,
-        Err(e) => return Native::bad_request(e),
-    };
-    let overview = match state
+async fn services_overview(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Answer {
+    let p = Params::parse(query.as_deref())?;
+    let (start, end) = window(&p)?;
+    let steps = p.parsed(&["steps"], params::unsigned)?.unwrap_or(30) as usize;
+    let overview = state
         .run("services", move |q| q.services_overview(start, end, steps))
-        .await
-    {
-        Ok(o) => o,
-        Err(e) => return Native::internal(e),
-    };
-    Json(json!({
+        .await?;
+    Ok(Json(json!({
         "windowNanos": end - start,
         "stepNanos": overview.step_ns,
         "dataStartNanos": overview.data_range.0.to_string(),
@@ -157,7 +132,7 @@ async fn services_overview(State(state): State<ApiState>, RawQuery(query): RawQu
             percentiles_json(&s.latency),
         )).collect::<Vec<_>>(),
     }))
-    .into_response()
+    .into_response())
 }
 
 /// Errors as `{"error": "message"}`.
@@ -176,11 +151,8 @@ fn total_json(t: &SelfTimeTotal) -> serde_json::Value {
 /// `{"traceId", "resourceSpans": [OTLP/JSON], "analysis": {...}}`. Span-indexed analysis arrays follow
 /// the spans in resource → scope → span order of `resourceSpans`; times in the analysis are
 /// nanoseconds from the trace's start.
-async fn trace(State(state): State<ApiState>, Path(trace_id): Path<String>) -> Response {
-    let id = match params::trace_id(&trace_id) {
-        Ok(id) => id,
-        Err(e) => return Native::bad_request(e),
-    };
+async fn trace(State(state): State<ApiState>, Path(trace_id): Path<String>) -> Answer {
+    let id = params::trace_id(&trace_id)?;
     let found = state
         .run("native-trace", move |q| {
             q.trace(&id).map(|spans| {
@@ -190,11 +162,9 @@ async fn trace(State(state): State<ApiState>, Path(trace_id): Path<String>) -> R
                 })
             })
         })
-        .await;
-    let (spans, analysis) = match found {
-        Ok(Some(found)) => found,
-        Ok(None) => return Native::not_found("trace not found"),
-        Err(e) => return Native::internal(e),
+        .await?;
+    let Some((spans, analysis)) = found else {
+        return Err(ApiError::not_found("trace not found"));
     };
     let start = analysis.start_ns;
     let bottleneck = analysis.bottleneck().map(|(service, operation)| {
@@ -212,12 +182,12 @@ async fn trace(State(state): State<ApiState>, Path(trace_id): Path<String>) -> R
         "byOperation": analysis.by_operation.iter().map(total_json).collect::<Vec<_>>(),
         "bottleneck": bottleneck,
     });
-    Json(TraceAnswer {
+    Ok(Json(TraceAnswer {
         trace_id: id.to_hex(),
         resource_spans: &spans,
         analysis,
     })
-    .into_response()
+    .into_response())
 }
 
 /// Serialised straight from the OTLP messages: a 50,000-span trace is 20 MB of JSON, and going

@@ -11,7 +11,6 @@
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -19,6 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::params::Params;
+use crate::{ApiError, PlainText};
 
 /// Jaeger's sampling probability when no strategy is configured.
 const DEFAULT_PROBABILITY: f64 = 0.001;
@@ -201,17 +201,13 @@ pub fn routes<S: Clone + Send + Sync + 'static>(strategies: Arc<SamplingStrategi
 async fn sampling(
     State(strategies): State<Arc<SamplingStrategies>>,
     RawQuery(query): RawQuery,
-) -> Response {
-    let service = Params::parse(query.as_deref()).and_then(|p| {
-        p.get(&["service"])
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .ok_or_else(|| "'service' parameter must be provided once".to_string())
-    });
-    match service {
-        Ok(service) => Json(strategies.response(&service)).into_response(),
-        Err(e) => (StatusCode::BAD_REQUEST, e).into_response(),
-    }
+) -> Result<Response, ApiError<PlainText>> {
+    let service = Params::parse(query.as_deref())?
+        .get(&["service"])
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| "'service' parameter must be provided once".to_string())?;
+    Ok(Json(strategies.response(&service)).into_response())
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 //! as `osprey_model::zipkin` maps them; errors are Zipkin's: a status with the reason as text.
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -15,10 +14,13 @@ use osprey_model::TraceId;
 use osprey_query::traceql::{
     Attribute, CompareOp, FieldExpr, Intrinsic, Scope, SpansetExpr, Value,
 };
-use osprey_query::TraceqlSearch;
+use osprey_query::{Query, TraceqlSearch};
 
 use crate::params::{self, Params};
-use crate::{ApiState, ErrorForm};
+use crate::{ApiError, ApiState, PlainText};
+
+/// Zipkin answers errors as plain text with the status.
+type Answer = Result<Response, ApiError<PlainText>>;
 
 /// The API at `/api/v2/…`, and again under `/zipkin/` with the UI's `config.json` and `/health`:
 /// the Zipkin UI's container forwards its requests with that prefix.
@@ -57,15 +59,6 @@ fn api() -> Router<ApiState> {
         .route("/api/v2/dependencies", get(dependencies))
         .route("/api/v2/autocompleteKeys", get(autocomplete_keys))
         .route("/api/v2/autocompleteValues", get(autocomplete_values))
-}
-
-/// Zipkin's error form: the status and the reason as plain text.
-struct ZipkinError;
-
-impl ErrorForm for ZipkinError {
-    fn error(status: StatusCode, message: String) -> Response {
-        (status, message).into_response()
-    }
 }
 
 /// Zipkin's default number of traces a search returns.
@@ -212,8 +205,9 @@ fn search(p: &Params) -> Result<TraceqlSearch, String> {
     })
 }
 
-async fn services(State(state): State<ApiState>) -> Response {
-    Json(state.run("zipkin services", |q| q.services()).await).into_response()
+async fn services(State(state): State<ApiState>) -> Answer {
+    let services = state.run("zipkin services", |q| Ok(q.services())).await?;
+    Ok(Json(services).into_response())
 }
 
 fn service_param(query: Option<&str>) -> Result<String, String> {
@@ -224,18 +218,15 @@ fn service_param(query: Option<&str>) -> Result<String, String> {
         .ok_or_else(|| "serviceName is required".to_string())
 }
 
-async fn span_names(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
-    let service = match service_param(query.as_deref()) {
-        Ok(service) => service,
-        Err(e) => return ZipkinError::bad_request(e),
-    };
+async fn span_names(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Answer {
+    let service = service_param(query.as_deref())?;
     let operations = state
-        .run("zipkin spans", move |q| q.operations(&service, None))
-        .await;
+        .run("zipkin spans", move |q| Ok(q.operations(&service, None)))
+        .await?;
     let mut names: Vec<String> = operations.into_iter().map(|(name, _)| name).collect();
     names.sort();
     names.dedup();
-    Json(names).into_response()
+    Ok(Json(names).into_response())
 }
 
 /// The values of span attribute `key` among the spans of `filter` in the last day.
@@ -243,7 +234,7 @@ async fn span_attribute_values(
     state: &ApiState,
     key: String,
     filter: Option<FieldExpr>,
-) -> Result<Vec<String>, Response> {
+) -> Result<Vec<String>, ApiError<PlainText>> {
     let now = params::now_ns();
     let values = state
         .run("zipkin values", move |q| {
@@ -253,155 +244,120 @@ async fn span_attribute_values(
                 filter.map(SpansetExpr::Filter).as_ref(),
             )
         })
-        .await
-        .map_err(ZipkinError::internal)?;
+        .await?;
     let mut texts: Vec<String> = values.iter().map(|v| v.to_string()).collect();
     texts.sort();
     texts.dedup();
     Ok(texts)
 }
 
-async fn remote_services(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
-    let service = match service_param(query.as_deref()) {
-        Ok(service) => service,
-        Err(e) => return ZipkinError::bad_request(e),
-    };
-    match span_attribute_values(&state, "peer.service".into(), Some(service_is(&service))).await {
-        Ok(values) => Json(values).into_response(),
-        Err(response) => response,
-    }
+async fn remote_services(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Answer {
+    let service = service_param(query.as_deref())?;
+    let values =
+        span_attribute_values(&state, "peer.service".into(), Some(service_is(&service))).await?;
+    Ok(Json(values).into_response())
 }
 
 /// Traces as Zipkin lists them: each a list of spans.
-async fn traces_of(state: &ApiState, ids: Vec<TraceId>) -> Result<Vec<Vec<ZipkinSpan>>, Response> {
-    state
-        .run("zipkin traces", move |q| {
-            let mut traces = Vec::new();
-            for id in ids {
-                if let Some(spans) = q.trace(&id)? {
-                    traces.push(zipkin::trace(&spans));
-                }
-            }
-            Ok(traces)
-        })
-        .await
-        .map_err(ZipkinError::internal)
-}
-
-async fn traces(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
-    let request = match Params::parse(query.as_deref()).and_then(|p| search(&p)) {
-        Ok(request) => request,
-        Err(e) => return ZipkinError::bad_request(e),
-    };
-    let found = state
-        .run("zipkin search", move |q| q.traceql_search(&request))
-        .await;
-    let ids = match found {
-        Ok((matches, _)) => matches.into_iter().map(|m| m.trace_id).collect(),
-        Err(e) => return ZipkinError::internal(e),
-    };
-    match traces_of(&state, ids).await {
-        Ok(traces) => Json(traces).into_response(),
-        Err(response) => response,
-    }
-}
-
-async fn trace(State(state): State<ApiState>, Path(trace_id): Path<String>) -> Response {
-    let id = match params::trace_id(&trace_id) {
-        Ok(id) => id,
-        Err(e) => return ZipkinError::bad_request(e),
-    };
-    match traces_of(&state, vec![id]).await {
-        Ok(mut traces) if !traces.is_empty() => Json(traces.remove(0)).into_response(),
-        Ok(_) => ZipkinError::not_found(&format!("{} not found", id.to_hex())),
-        Err(response) => response,
-    }
-}
-
-async fn trace_many(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
-    let ids = Params::parse(query.as_deref()).and_then(|p| {
-        let list = p.get(&["traceIds"]).unwrap_or_default();
-        let ids = list
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(params::trace_id)
-            .collect::<Result<Vec<_>, _>>()?;
-        if ids.is_empty() {
-            return Err("traceIds parameter is empty".to_string());
+fn zipkin_traces(q: &Query, ids: Vec<TraceId>) -> osprey_query::Result<Vec<Vec<ZipkinSpan>>> {
+    let mut traces = Vec::new();
+    for id in ids {
+        if let Some(spans) = q.trace(&id)? {
+            traces.push(zipkin::trace(&spans));
         }
-        Ok(ids)
-    });
-    match ids {
-        Ok(ids) => match traces_of(&state, ids).await {
-            Ok(traces) => Json(traces).into_response(),
-            Err(response) => response,
-        },
-        Err(e) => ZipkinError::bad_request(e),
     }
+    Ok(traces)
 }
 
-async fn dependencies(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
-    let (start, end) = match Params::parse(query.as_deref()).and_then(|p| {
-        p.get(&["endTs"]).ok_or("endTs is required")?;
-        window(&p)
-    }) {
-        Ok(w) => w,
-        Err(e) => return ZipkinError::bad_request(e),
-    };
-    match state
+async fn traces_of(
+    state: &ApiState,
+    ids: Vec<TraceId>,
+) -> Result<Vec<Vec<ZipkinSpan>>, ApiError<PlainText>> {
+    Ok(state
+        .run("zipkin traces", move |q| zipkin_traces(q, ids))
+        .await?)
+}
+
+/// The search and the assembly of what it found in one query, so one `--query-timeout` bounds both.
+async fn traces(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Answer {
+    let request = search(&Params::parse(query.as_deref())?)?;
+    let traces = state
+        .run("zipkin search", move |q| {
+            let (matches, _) = q.traceql_search(&request)?;
+            zipkin_traces(q, matches.into_iter().map(|m| m.trace_id).collect())
+        })
+        .await?;
+    Ok(Json(traces).into_response())
+}
+
+async fn trace(State(state): State<ApiState>, Path(trace_id): Path<String>) -> Answer {
+    let id = params::trace_id(&trace_id)?;
+    let mut traces = traces_of(&state, vec![id]).await?;
+    if traces.is_empty() {
+        return Err(ApiError::not_found(format!("{} not found", id.to_hex())));
+    }
+    Ok(Json(traces.remove(0)).into_response())
+}
+
+async fn trace_many(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Answer {
+    let p = Params::parse(query.as_deref())?;
+    let list = p.get(&["traceIds"]).unwrap_or_default();
+    let ids = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(params::trace_id)
+        .collect::<Result<Vec<_>, _>>()?;
+    if ids.is_empty() {
+        return Err(ApiError::bad_request("traceIds parameter is empty"));
+    }
+    Ok(Json(traces_of(&state, ids).await?).into_response())
+}
+
+async fn dependencies(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Answer {
+    let p = Params::parse(query.as_deref())?;
+    p.get(&["endTs"]).ok_or("endTs is required".to_string())?;
+    let (start, end) = window(&p)?;
+    let graph = state
         .run("zipkin dependencies", move |q| q.service_graph(start, end))
-        .await
-    {
-        Ok(graph) => Json(
-            graph
-                .edges
-                .iter()
-                .map(|e| {
-                    json!({"parent": e.parent, "child": e.child, "callCount": e.calls,
-                           "errorCount": e.errors})
-                })
-                .collect::<Vec<_>>(),
-        )
-        .into_response(),
-        Err(e) => ZipkinError::internal(e),
-    }
+        .await?;
+    Ok(Json(
+        graph
+            .edges
+            .iter()
+            .map(|e| {
+                json!({"parent": e.parent, "child": e.child, "callCount": e.calls,
+                       "errorCount": e.errors})
+            })
+            .collect::<Vec<_>>(),
+    )
+    .into_response())
 }
 
-async fn autocomplete_keys(State(state): State<ApiState>) -> Response {
+async fn autocomplete_keys(State(state): State<ApiState>) -> Answer {
     let now = params::now_ns();
-    match state
+    let names = state
         .run("zipkin keys", move |q| {
             q.tag_names((now.saturating_sub(params::DAY_NS), now), None)
         })
-        .await
-    {
-        // Osprey's own bookkeeping of shared spans is not a tag users search by.
-        Ok(names) => Json(
-            names
-                .get("span")
-                .into_iter()
-                .flatten()
-                .filter(|k| !k.starts_with("zipkin.shared_"))
-                .collect::<Vec<_>>(),
-        )
-        .into_response(),
-        Err(e) => ZipkinError::internal(e),
-    }
+        .await?;
+    // Osprey's own bookkeeping of shared spans is not a tag users search by.
+    Ok(Json(
+        names
+            .get("span")
+            .into_iter()
+            .flatten()
+            .filter(|k| !k.starts_with("zipkin.shared_"))
+            .collect::<Vec<_>>(),
+    )
+    .into_response())
 }
 
-async fn autocomplete_values(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
-    let key = match Params::parse(query.as_deref()).and_then(|p| {
-        p.get(&["key"])
-            .filter(|k| !k.is_empty())
-            .map(str::to_string)
-            .ok_or_else(|| "key is required".to_string())
-    }) {
-        Ok(key) => key,
-        Err(e) => return ZipkinError::bad_request(e),
-    };
-    match span_attribute_values(&state, key, None).await {
-        Ok(values) => Json(values).into_response(),
-        Err(response) => response,
-    }
+async fn autocomplete_values(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Answer {
+    let key = Params::parse(query.as_deref())?
+        .get(&["key"])
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| "key is required".to_string())?;
+    Ok(Json(span_attribute_values(&state, key, None).await?).into_response())
 }

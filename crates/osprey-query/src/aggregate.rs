@@ -3,7 +3,6 @@
 //! duration over time.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io;
 
 use osprey_model::TraceId;
 use osprey_store::head::Interner;
@@ -180,7 +179,7 @@ impl Query {
         start_ns: u64,
         end_ns: u64,
         f: &mut dyn FnMut(&TraceId, &[SpanRef]),
-    ) -> io::Result<()> {
+    ) -> crate::Result<()> {
         let sources: Vec<_> = self
             .sources()
             .into_iter()
@@ -211,7 +210,7 @@ impl Query {
     }
 
     /// The service graph of spans starting in `[start_ns, end_ns]`.
-    pub fn service_graph(&self, start_ns: u64, end_ns: u64) -> io::Result<ServiceGraph> {
+    pub fn service_graph(&self, start_ns: u64, end_ns: u64) -> crate::Result<ServiceGraph> {
         // Counted by interned service ids: a string key made for every span was most of the cost.
         let mut services = Interner::default();
         let mut nodes: FastMap<u32, (u64, u64)> = FastMap::default();
@@ -282,7 +281,7 @@ impl Query {
         start_ns: u64,
         end_ns: u64,
         step_ns: u64,
-    ) -> io::Result<Red> {
+    ) -> crate::Result<Red> {
         let step_ns = step_ns.max(1);
         let buckets = (end_ns.saturating_sub(start_ns))
             .div_ceil(step_ns)

@@ -5,7 +5,6 @@
 //! from the span references of a time range, the columns the service graph reads.
 
 use std::collections::{HashMap, HashSet};
-use std::io;
 
 use osprey_model::TraceId;
 use osprey_store::SpanRef;
@@ -35,7 +34,7 @@ impl Query {
         operation: Option<&str>,
         start_ns: u64,
         end_ns: u64,
-    ) -> io::Result<Vec<DependencyPath>> {
+    ) -> crate::Result<Vec<DependencyPath>> {
         let mut paths: Vec<DependencyPath> = Vec::new();
         let mut by_key: HashMap<Vec<(String, String)>, usize> = HashMap::new();
         self.each_trace(start_ns, end_ns, &mut |id, spans| {

@@ -9,6 +9,7 @@ mod aggregate;
 pub mod analysis;
 mod combine;
 mod dependency_paths;
+mod error;
 mod members;
 mod overview;
 mod search;
@@ -29,6 +30,7 @@ pub use aggregate::{
     rate_seconds, Edge, OperationTotals, Percentiles, Red, RedPoint, ServiceGraph, ServiceNode,
 };
 pub use dependency_paths::DependencyPath;
+pub use error::{QueryError, Result};
 pub use osprey_store::TraceQuery;
 pub use overview::{Overview, ServiceOverview};
 pub use span_metrics::{SpanMetric, SpanMetricSeries, SpanMetricsRequest, MAX_POINTS};

@@ -4,8 +4,6 @@
 //! second of the stretch of the window that holds spans, not of the whole window: a demo running
 //! for 4 minutes shows its 4 checkouts a second under "last 1 h", not 0.07.
 
-use std::io;
-
 use osprey_store::head::Interner;
 
 use crate::aggregate::{DataRange, FastMap, Percentiles, CONSUMER, SERVER};
@@ -61,7 +59,7 @@ impl Query {
         start_ns: u64,
         end_ns: u64,
         steps: usize,
-    ) -> io::Result<Overview> {
+    ) -> crate::Result<Overview> {
         let steps = steps.clamp(1, 1_000);
         let step_ns = (end_ns.saturating_sub(start_ns) / steps as u64).max(1);
         let mut names = Interner::default();

@@ -1,7 +1,6 @@
 //! Search and trace lookup across every source: each answers alone, the engine merges.
 
 use std::collections::HashMap;
-use std::io;
 
 use osprey_model::otlp::ResourceSpans;
 use osprey_model::TraceId;
@@ -13,7 +12,7 @@ use crate::Query;
 impl Query {
     /// Up to `query.limit` traces with a span matching every condition, newest first (by the
     /// trace's start).
-    pub fn search(&self, query: &TraceQuery) -> io::Result<Vec<TraceId>> {
+    pub fn search(&self, query: &TraceQuery) -> crate::Result<Vec<TraceId>> {
         // Newest sources first: once `limit` traces are found that start after everything an older
         // source holds ends, the older sources cannot change the answer and are not read.
         let mut sources: Vec<_> = self
@@ -49,7 +48,7 @@ impl Query {
     }
 
     /// The whole trace, spans grouped by resource and scope, or `None` when no span of it is stored.
-    pub fn trace(&self, id: &TraceId) -> io::Result<Option<Vec<ResourceSpans>>> {
+    pub fn trace(&self, id: &TraceId) -> crate::Result<Option<Vec<ResourceSpans>>> {
         let mut pieces = Vec::new();
         for source in self.sources() {
             pieces.extend(source.trace(id)?);

@@ -5,7 +5,6 @@
 //! metrics.
 
 use std::collections::BTreeMap;
-use std::io;
 
 use crate::Query;
 
@@ -109,7 +108,7 @@ impl Query {
         &self,
         request: &SpanMetricsRequest,
         metric: SpanMetric,
-    ) -> io::Result<Vec<SpanMetricSeries>> {
+    ) -> crate::Result<Vec<SpanMetricSeries>> {
         let step = request.step_ns.max(1);
         let first = request.end_ns.saturating_sub(request.lookback_ns);
         let from = first.saturating_sub(request.rate_per_ns);

@@ -1,7 +1,6 @@
 //! Trace summaries, from the span columns every source keeps (no attributes or events are read).
 
 use std::collections::HashSet;
-use std::io;
 
 use osprey_model::TraceId;
 use osprey_store::SpanRef;
@@ -40,7 +39,7 @@ struct SummarySpan {
 
 impl Query {
     /// Summaries of the given traces, in the same order; unknown ids are left out.
-    pub fn summaries(&self, ids: &[TraceId]) -> io::Result<Vec<TraceSummary>> {
+    pub fn summaries(&self, ids: &[TraceId]) -> crate::Result<Vec<TraceSummary>> {
         let sources = self.sources();
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {

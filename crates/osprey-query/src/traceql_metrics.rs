@@ -4,7 +4,6 @@
 //! with their end; durations count in seconds; quantiles and histograms use power-of-two buckets.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io;
 
 use crate::traceql::eval::{evaluate, evaluate_field, field_value, span_matches};
 use crate::traceql::pushdown::{expr_parts, parts, prefilter};
@@ -228,7 +227,7 @@ impl SeriesCells {
         labels: &[(K, Value)],
         n: usize,
         capped: bool,
-    ) -> io::Result<&mut Cells> {
+    ) -> crate::Result<&mut Cells> {
         let hash = {
             use std::hash::{BuildHasher, Hash, Hasher};
             let mut h = ahash::RandomState::with_seeds(1, 2, 3, 4).build_hasher();
@@ -249,12 +248,9 @@ impl SeriesCells {
             Some(at) => at,
             None => {
                 if capped && self.len >= MAX_SERIES {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        format!(
-                            "the query makes more than {MAX_SERIES} series: group by fewer attributes, or filter first"
-                        ),
-                    ));
+                    return Err(crate::QueryError::Unanswerable(format!(
+                        "the query makes more than {MAX_SERIES} series: group by fewer attributes, or filter first"
+                    )));
                 }
                 self.len += 1;
                 let owned = labels
@@ -292,7 +288,7 @@ fn cell<'a, K: AsRef<str>>(
     cells: &'a mut SeriesCells,
     labels: &[(K, Value)],
     n: usize,
-) -> io::Result<&'a mut Cells> {
+) -> crate::Result<&'a mut Cells> {
     cells.get(labels, n, true)
 }
 
@@ -351,12 +347,16 @@ fn log2_quantile(p: f64, buckets: &BTreeMap<u64, u64>) -> f64 {
 
 impl Query {
     /// The series of a metrics query over the request's range.
-    pub fn traceql_metrics(&self, request: &MetricsRequest) -> io::Result<Vec<Series>> {
+    pub fn traceql_metrics(&self, request: &MetricsRequest) -> crate::Result<Vec<Series>> {
         self.expr_series(&request.query, request)
     }
 
     /// The series of one metrics query, or of queries combined (each over the same intervals).
-    fn expr_series(&self, expr: &MetricsExpr, request: &MetricsRequest) -> io::Result<Vec<Series>> {
+    fn expr_series(
+        &self,
+        expr: &MetricsExpr,
+        request: &MetricsRequest,
+    ) -> crate::Result<Vec<Series>> {
         match expr {
             MetricsExpr::Query(query) => self.query_series(query, request),
             MetricsExpr::Math {
@@ -380,7 +380,7 @@ impl Query {
         &self,
         query: &MetricsQuery,
         request: &MetricsRequest,
-    ) -> io::Result<Vec<Series>> {
+    ) -> crate::Result<Vec<Series>> {
         let n = request.intervals();
         let filter = prefilter(&query.pipeline);
         let parts = match &query.function {
@@ -494,10 +494,10 @@ impl Query {
 /// The series of the counted cells, after the second stage, sorted by labels.
 fn finish_series(
     cells: SeriesCells,
-    failure: Option<io::Error>,
+    failure: Option<crate::QueryError>,
     query: &MetricsQuery,
     request: &MetricsRequest,
-) -> io::Result<Vec<Series>> {
+) -> crate::Result<Vec<Series>> {
     if let Some(e) = failure {
         return Err(e);
     }
@@ -528,7 +528,7 @@ fn observe(
     interval: usize,
     counted: &Counted,
     value_of: &dyn Fn(&FieldExpr) -> Value,
-) -> io::Result<()> {
+) -> crate::Result<()> {
     let (n, limit) = (request.intervals(), request.exemplars);
     // A span without a `by` attribute counts under a nil label, as in Tempo.
     let mut labels: Vec<(&str, Value)> = query
@@ -781,7 +781,7 @@ fn compare_span(
     interval: usize,
     selection: &FieldExpr,
     window: (i64, i64),
-) -> io::Result<()> {
+) -> crate::Result<()> {
     let s = &view.spans[i];
     // The selection's own window (unix nanoseconds, `(start, end]`), when both bounds are given.
     let start = s.span.start_time_unix_nano as i64;

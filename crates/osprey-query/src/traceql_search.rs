@@ -3,7 +3,6 @@
 //! and the matches are merged newest first.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io;
 
 use osprey_model::otlp::ResourceSpans;
 use osprey_model::TraceId;
@@ -75,7 +74,7 @@ impl Query {
     pub fn traceql_search(
         &self,
         search: &TraceqlSearch,
-    ) -> io::Result<(Vec<TraceMatch>, SearchStats)> {
+    ) -> crate::Result<(Vec<TraceMatch>, SearchStats)> {
         let filter = prefilter(&search.expr);
         let parts = expr_parts(&search.expr);
         let shown = shown_fields(&search.expr);
@@ -131,7 +130,7 @@ impl Query {
         done: impl Fn(&S, u64) -> bool,
         state: &mut S,
         mut f: impl FnMut(&mut S, usize, u64, &TraceId, &[ResourceSpans]) -> bool,
-    ) -> io::Result<u64> {
+    ) -> crate::Result<u64> {
         let mut sources: Vec<_> = self
             .sources()
             .into_iter()

@@ -4,7 +4,6 @@
 //! over weeks of traces answers quickly; what it lists comes from those spans.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io;
 
 use osprey_model::otlp::KeyValue;
 use osprey_store::SpanParts;
@@ -59,7 +58,7 @@ impl Query {
         &self,
         range: (u64, u64),
         filter: Option<&SpansetExpr>,
-    ) -> io::Result<BTreeMap<&'static str, BTreeSet<String>>> {
+    ) -> crate::Result<BTreeMap<&'static str, BTreeSet<String>>> {
         let mut names: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
         let keys = |attributes: &[KeyValue]| -> Vec<String> {
             attributes.iter().map(|kv| kv.key.clone()).collect()
@@ -93,7 +92,7 @@ impl Query {
         range: (u64, u64),
         field: &FieldExpr,
         filter: Option<&SpansetExpr>,
-    ) -> io::Result<Vec<Value>> {
+    ) -> crate::Result<Vec<Value>> {
         let mut values: Vec<Value> = Vec::new();
         let mut seen: BTreeSet<String> = BTreeSet::new();
         let mut parts = crate::traceql::pushdown::parts([field]);
@@ -125,7 +124,7 @@ impl Query {
         filter: Option<&SpansetExpr>,
         parts: SpanParts,
         mut f: impl FnMut(&TraceView, usize),
-    ) -> io::Result<()> {
+    ) -> crate::Result<()> {
         let prefilter = filter.and_then(crate::traceql::pushdown::prefilter);
         let mut spans_seen = 0u64;
         self.whole_traces(

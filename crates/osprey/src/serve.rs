@@ -128,6 +128,10 @@ pub struct ServeArgs {
     /// CANCELLED, tonic's answer to its deadline) (default 60s).
     #[arg(long, env = "OSPREY_REQUEST_TIMEOUT", value_parser = parse_positive_duration)]
     pub request_timeout: Option<Duration>,
+    /// How long a query may run before its caller is answered 503 (gRPC DEADLINE_EXCEEDED)
+    /// (default 60s). The read itself runs on to its end in its thread.
+    #[arg(long, env = "OSPREY_QUERY_TIMEOUT", value_parser = parse_positive_duration)]
+    pub query_timeout: Option<Duration>,
     /// TLS certificate chain (PEM). With --tls-key, every TCP listener speaks TLS only; both
     /// files are read again when they change.
     #[arg(long, env = "OSPREY_TLS_CERT", requires = "tls_key")]
@@ -319,7 +323,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     ingester.metrics().register(&mut registry);
     let api_metrics = ApiMetrics::default();
     api_metrics.register(&mut registry);
-    let api_state = ApiState::new(tenants, Arc::new(registry), api_metrics);
+    let api_state = ApiState::new(tenants, Arc::new(registry), api_metrics).with_query_timeout(
+        args.query_timeout
+            .unwrap_or(osprey_api::DEFAULT_QUERY_TIMEOUT),
+    );
     let api = osprey_api::router(api_state.clone(), strategies.clone());
     let tempo = osprey_api::tempo_router(api_state.clone());
     let sampling = osprey_api::sampling_router(strategies);

@@ -2,7 +2,7 @@
 //! tempopb.QueryRangeResponse / QueryInstantResponse in JSON.
 
 use axum::extract::{RawQuery, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value as Json_};
@@ -10,9 +10,9 @@ use serde_json::{json, Value as Json_};
 use osprey_query::traceql::{parse, Root};
 use osprey_query::{default_step, MetricsRequest, Series};
 
-use super::{any_value, invalid_query, Tempo};
+use super::{any_value, invalid_query, Answer};
 use crate::params::{self, Params};
-use crate::{ApiState, ErrorForm};
+use crate::ApiState;
 
 /// Exemplars a series carries when the request names no `exemplars`, and at most.
 const DEFAULT_EXEMPLARS: usize = 100;
@@ -27,37 +27,26 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/metrics/query", get(query_instant))
 }
 
-async fn query_range(state: State<ApiState>, query: RawQuery) -> Response {
+async fn query_range(state: State<ApiState>, query: RawQuery) -> Answer {
     run(state, query, false).await
 }
 
-async fn query_instant(state: State<ApiState>, query: RawQuery) -> Response {
+async fn query_instant(state: State<ApiState>, query: RawQuery) -> Answer {
     run(state, query, true).await
 }
 
-async fn run(State(state): State<ApiState>, RawQuery(query): RawQuery, instant: bool) -> Response {
-    let request = match Params::parse(query.as_deref()).and_then(|p| request(&p, instant)) {
-        Ok(r) => r,
-        Err(e) => return Tempo::bad_request(e),
-    };
+async fn run(State(state): State<ApiState>, RawQuery(query): RawQuery, instant: bool) -> Answer {
+    let request = request(&Params::parse(query.as_deref())?, instant)?;
     let endpoint = if instant {
         "tempo_metrics_instant"
     } else {
         "tempo_metrics_range"
     };
-    let answer = {
+    let series = {
         let request = request.clone();
         state
             .run(endpoint, move |q| q.traceql_metrics(&request))
-            .await
-    };
-    let series = match answer {
-        Ok(series) => series,
-        // A query asking more than the engine gives (too many series).
-        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
-            return Tempo::bad_request(e.to_string())
-        }
-        Err(e) => return Tempo::internal(e),
+            .await?
     };
     let metrics = json!({"completedJobs": 1, "totalJobs": 1});
     if instant {
@@ -66,7 +55,7 @@ async fn run(State(state): State<ApiState>, RawQuery(query): RawQuery, instant: 
             .filter(|s| !s.values[0].is_nan())
             .map(|s| json!({"labels": labels(s), "value": s.values[0]}))
             .collect();
-        return Json(json!({"series": series, "metrics": metrics})).into_response();
+        return Ok(Json(json!({"series": series, "metrics": metrics})).into_response());
     }
     let series: Vec<Json_> = series
         .iter()
@@ -82,7 +71,7 @@ async fn run(State(state): State<ApiState>, RawQuery(query): RawQuery, instant: 
             json!({"labels": labels(s), "samples": samples, "exemplars": exemplars})
         })
         .collect();
-    Json(json!({"series": series, "metrics": metrics})).into_response()
+    Ok(Json(json!({"series": series, "metrics": metrics})).into_response())
 }
 
 /// An exemplar as tempopb writes it: the trace (and span) it links to, its value and time.

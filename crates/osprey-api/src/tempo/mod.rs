@@ -11,15 +11,17 @@ pub use search::native_routes;
 mod tags;
 mod traces;
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value as Json_};
 
 use osprey_query::traceql::{duration_text, ParseError, Value};
 
-use crate::{ApiState, ErrorForm};
+use crate::{ApiError, ApiState, PlainText};
+
+/// Tempo answers errors as plain text with the status.
+type Answer = Result<Response, ApiError<PlainText>>;
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -40,15 +42,6 @@ async fn buildinfo() -> Json<Json_> {
         "buildDate": "",
         "goVersion": "",
     }))
-}
-
-/// Tempo's error form: the status and a plain-text message.
-struct Tempo;
-
-impl ErrorForm for Tempo {
-    fn error(status: StatusCode, message: String) -> Response {
-        (status, message).into_response()
-    }
 }
 
 /// The message of a 400 for a query that does not parse.

@@ -2,6 +2,7 @@
 //! `maxDuration` on the trace's duration), answered as tempopb.SearchResponse in JSON.
 
 use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -12,9 +13,9 @@ use osprey_query::traceql::{
 };
 use osprey_query::{TraceMatch, TraceqlSearch};
 
-use super::{invalid_query, key_values, time_range, Tempo};
+use super::{invalid_query, key_values, time_range, Answer};
 use crate::params::{self, Params};
-use crate::{ApiState, ErrorForm};
+use crate::{ApiError, ApiState, ErrorForm};
 
 /// Traces a search returns when it names no limit (Tempo's default).
 const DEFAULT_LIMIT: usize = 20;
@@ -32,44 +33,51 @@ pub fn native_routes() -> Router<ApiState> {
     Router::new().route("/api/osprey/traceql", get(native_search))
 }
 
-async fn native_search(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
-    use axum::http::StatusCode;
-    let bad = |message: String, at: Option<(usize, usize)>| {
-        let mut error = json!({"message": message});
+/// The web UI's TraceQL errors: `{"error": {"message", "line", "column"}}`, the place given for
+/// a query that does not parse.
+pub(crate) struct TraceqlUi;
+
+impl TraceqlUi {
+    fn positioned(status: StatusCode, message: String, at: Option<(usize, usize)>) -> Response {
+        let mut error = json!({ "message": message });
         if let Some((line, column)) = at {
             error["line"] = json!(line);
             error["column"] = json!(column);
         }
-        (StatusCode::BAD_REQUEST, Json(json!({"error": error}))).into_response()
-    };
-    let p = match Params::parse(query.as_deref()) {
-        Ok(p) => p,
-        Err(e) => return bad(e, None),
-    };
+        (status, Json(json!({ "error": error }))).into_response()
+    }
+}
+
+impl ErrorForm for TraceqlUi {
+    fn error(status: StatusCode, message: String) -> Response {
+        Self::positioned(status, message, None)
+    }
+}
+
+async fn native_search(
+    State(state): State<ApiState>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError<TraceqlUi>> {
+    let p = Params::parse(query.as_deref())?;
     let q = p.get(&["q"]).unwrap_or("{ }");
     let expr = match parse(q) {
         Ok(query) => match query.root {
             Root::Spans(expr) => expr,
             Root::Metrics(_) => {
-                return bad(
-                    "metrics queries draw series; search with a spanset query such as { status = error }".into(),
-                    None,
-                )
+                return Err(ApiError::bad_request(
+                    "metrics queries draw series; search with a spanset query such as { status = error }",
+                ))
             }
         },
-        Err(e) => return bad(e.message.clone(), Some((e.line, e.column))),
+        Err(e) => {
+            let at = Some((e.line, e.column));
+            return Ok(TraceqlUi::positioned(StatusCode::BAD_REQUEST, e.message, at));
+        }
     };
-    let window = crate::native::window(&p).and_then(|range| {
-        Ok((
-            range,
-            p.parsed(&["limit"], params::unsigned)?
-                .map_or(DEFAULT_LIMIT, |l| l.max(1) as usize),
-        ))
-    });
-    let ((start_ns, end_ns), limit) = match window {
-        Ok(w) => w,
-        Err(e) => return bad(e, None),
-    };
+    let (start_ns, end_ns) = crate::native::window(&p)?;
+    let limit = p
+        .parsed(&["limit"], params::unsigned)?
+        .map_or(DEFAULT_LIMIT, |l| l.max(1) as usize);
     let request = TraceqlSearch {
         expr,
         start_ns,
@@ -77,41 +85,32 @@ async fn native_search(State(state): State<ApiState>, RawQuery(query): RawQuery)
         limit,
         spans_per_spanset: DEFAULT_SPANS_PER_SPANSET,
     };
-    match state
+    let (matches, _) = state
         .run("traceql", move |q| q.traceql_search(&request))
-        .await
-    {
-        Ok((matches, _)) => Json(json!({
-            // The UI shows which service each matched span belongs to.
-            "traces": matches.iter().map(|m| trace_json(m, true)).collect::<Vec<_>>()
-        }))
-        .into_response(),
-        Err(e) => crate::native::Native::internal(e),
-    }
+        .await?;
+    Ok(Json(json!({
+        // The UI shows which service each matched span belongs to.
+        "traces": matches.iter().map(|m| trace_json(m, true)).collect::<Vec<_>>()
+    }))
+    .into_response())
 }
 
-async fn search(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
-    let request = match Params::parse(query.as_deref()).and_then(|p| request(&p)) {
-        Ok(r) => r,
-        Err(e) => return Tempo::bad_request(e),
-    };
-    match state
+async fn search(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Answer {
+    let request = request(&Params::parse(query.as_deref())?)?;
+    let (matches, stats) = state
         .run("tempo_search", move |q| q.traceql_search(&request))
-        .await
-    {
-        Ok((matches, stats)) => Json(json!({
-            "traces": matches.iter().map(|m| trace_json(m, false)).collect::<Vec<_>>(),
-            "metrics": {
-                "inspectedTraces": stats.inspected_traces,
-                "inspectedBytes": "0",
-                "totalBlocks": stats.sources,
-                "completedJobs": stats.sources,
-                "totalJobs": stats.sources,
-            },
-        }))
-        .into_response(),
-        Err(e) => Tempo::internal(e),
-    }
+        .await?;
+    Ok(Json(json!({
+        "traces": matches.iter().map(|m| trace_json(m, false)).collect::<Vec<_>>(),
+        "metrics": {
+            "inspectedTraces": stats.inspected_traces,
+            "inspectedBytes": "0",
+            "totalBlocks": stats.sources,
+            "completedJobs": stats.sources,
+            "totalJobs": stats.sources,
+        },
+    }))
+    .into_response())
 }
 
 /// The search a request asks for.

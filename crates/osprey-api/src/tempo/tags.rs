@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
@@ -14,9 +14,9 @@ use osprey_query::traceql::{
 };
 use osprey_query::traceql_tags::{ATTRIBUTE_SCOPES, INTRINSIC_TAGS};
 
-use super::{invalid_query, time_range, Tempo};
+use super::{invalid_query, time_range, Answer};
 use crate::params::Params;
-use crate::{ApiState, ErrorForm};
+use crate::{ApiError, ApiState, PlainText};
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -75,17 +75,16 @@ fn scopes(p: &Params) -> Result<Vec<&'static str>, String> {
 async fn tag_names(
     state: &ApiState,
     query: Option<String>,
-) -> Result<Vec<(&'static str, Vec<String>)>, Response> {
+) -> Result<Vec<(&'static str, Vec<String>)>, ApiError<PlainText>> {
     let Asked {
         range,
         filter,
         params,
-    } = request(query.as_deref()).map_err(Tempo::bad_request)?;
-    let wanted = scopes(&params).map_err(Tempo::bad_request)?;
+    } = request(query.as_deref())?;
+    let wanted = scopes(&params)?;
     let names = state
         .run("tempo_tags", move |q| q.tag_names(range, filter.as_ref()))
-        .await
-        .map_err(Tempo::internal)?;
+        .await?;
     Ok(wanted
         .into_iter()
         .map(|scope| {
@@ -99,41 +98,35 @@ async fn tag_names(
         .collect())
 }
 
-async fn tags_v1(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
-    match tag_names(&state, query).await {
-        Ok(scopes) => {
-            // Intrinsics only when that scope alone is asked for.
-            let only_intrinsics = scopes.len() == 1;
-            let names: BTreeSet<String> = scopes
-                .into_iter()
-                .filter(|(scope, _)| *scope != "intrinsic" || only_intrinsics)
-                .flat_map(|(_, tags)| tags)
-                .collect();
-            Json(json!({"tagNames": names})).into_response()
-        }
-        Err(response) => response,
-    }
+async fn tags_v1(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Answer {
+    let scopes = tag_names(&state, query).await?;
+    // Intrinsics only when that scope alone is asked for.
+    let only_intrinsics = scopes.len() == 1;
+    let names: BTreeSet<String> = scopes
+        .into_iter()
+        .filter(|(scope, _)| *scope != "intrinsic" || only_intrinsics)
+        .flat_map(|(_, tags)| tags)
+        .collect();
+    Ok(Json(json!({ "tagNames": names })).into_response())
 }
 
-async fn tags_v2(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
-    match tag_names(&state, query).await {
-        Ok(scopes) => Json(json!({
-            "scopes": scopes
-                .into_iter()
-                .filter(|(_, tags)| !tags.is_empty())
-                .map(|(name, tags)| json!({"name": name, "tags": tags}))
-                .collect::<Vec<_>>()
-        }))
-        .into_response(),
-        Err(response) => response,
-    }
+async fn tags_v2(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Answer {
+    let scopes = tag_names(&state, query).await?;
+    Ok(Json(json!({
+        "scopes": scopes
+            .into_iter()
+            .filter(|(_, tags)| !tags.is_empty())
+            .map(|(name, tags)| json!({"name": name, "tags": tags}))
+            .collect::<Vec<_>>()
+    }))
+    .into_response())
 }
 
 async fn values(
     state: &ApiState,
     field: FieldExpr,
     query: Option<String>,
-) -> Result<Vec<Value>, Response> {
+) -> Result<Vec<Value>, ApiError<PlainText>> {
     // Statuses and kinds: every value the language has, as Tempo lists them.
     match field {
         FieldExpr::Intrinsic(Intrinsic::Status) => {
@@ -142,13 +135,12 @@ async fn values(
         FieldExpr::Intrinsic(Intrinsic::Kind) => return Ok((0..6).map(Value::Kind).collect()),
         _ => {}
     }
-    let Asked { range, filter, .. } = request(query.as_deref()).map_err(Tempo::bad_request)?;
-    state
+    let Asked { range, filter, .. } = request(query.as_deref())?;
+    Ok(state
         .run("tempo_tag_values", move |q| {
             q.tag_values(range, &field, filter.as_ref())
         })
-        .await
-        .map_err(Tempo::internal)
+        .await?)
 }
 
 /// v1 names an attribute without its scope (`service.name`), or an intrinsic.
@@ -156,7 +148,7 @@ async fn values_v1(
     State(state): State<ApiState>,
     Path(tag): Path<String>,
     RawQuery(query): RawQuery,
-) -> Response {
+) -> Answer {
     let field = match Intrinsic::unscoped(&tag) {
         Some(i) => FieldExpr::Intrinsic(i),
         None => FieldExpr::Attribute(Attribute {
@@ -165,13 +157,9 @@ async fn values_v1(
             name: tag,
         }),
     };
-    match values(&state, field, query).await {
-        Ok(values) => {
-            let texts: BTreeSet<String> = values.iter().map(|v| v.to_string()).collect();
-            Json(json!({"tagValues": texts})).into_response()
-        }
-        Err(response) => response,
-    }
+    let values = values(&state, field, query).await?;
+    let texts: BTreeSet<String> = values.iter().map(|v| v.to_string()).collect();
+    Ok(Json(json!({ "tagValues": texts })).into_response())
 }
 
 /// v2 names a scoped attribute (`resource.service.name`, `.x`) or an intrinsic (`name`,
@@ -180,19 +168,14 @@ async fn values_v2(
     State(state): State<ApiState>,
     Path(tag): Path<String>,
     RawQuery(query): RawQuery,
-) -> Response {
-    let field = match parse_field(&tag) {
-        Ok(field) => field,
-        Err(e) => return Tempo::bad_request(format!("invalid tag {tag:?}: {e}")),
-    };
-    match values(&state, field, query).await {
-        Ok(values) => Json(json!({
-            "tagValues": values
-                .iter()
-                .map(|v| json!({"type": v.type_name(), "value": v.to_string()}))
-                .collect::<Vec<_>>()
-        }))
-        .into_response(),
-        Err(response) => response,
-    }
+) -> Answer {
+    let field = parse_field(&tag).map_err(|e| format!("invalid tag {tag:?}: {e}"))?;
+    let values = values(&state, field, query).await?;
+    Ok(Json(json!({
+        "tagValues": values
+            .iter()
+            .map(|v| json!({"type": v.type_name(), "value": v.to_string()}))
+            .collect::<Vec<_>>()
+    }))
+    .into_response())
 }

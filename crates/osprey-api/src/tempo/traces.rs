@@ -4,7 +4,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use prost::Message;
@@ -12,9 +12,9 @@ use serde_json::{json, Value as Json_};
 
 use osprey_model::otlp::ResourceSpans;
 
-use super::Tempo;
+use super::Answer;
 use crate::params;
-use crate::{ApiState, ErrorForm};
+use crate::{ApiError, ApiState, PlainText};
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -45,35 +45,30 @@ fn wants_protobuf(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.contains(PROTOBUF) || v.contains("application/x-protobuf"))
 }
 
-async fn find(state: &ApiState, text: &str) -> Result<Option<Vec<ResourceSpans>>, Response> {
-    let id = params::trace_id(text).map_err(Tempo::bad_request)?;
-    state
-        .run("tempo_trace", move |q| q.trace(&id))
-        .await
-        .map_err(Tempo::internal)
+async fn find(
+    state: &ApiState,
+    text: &str,
+) -> Result<Option<Vec<ResourceSpans>>, ApiError<PlainText>> {
+    let id = params::trace_id(text)?;
+    Ok(state.run("tempo_trace", move |q| q.trace(&id)).await?)
 }
 
-async fn v1(State(state): State<ApiState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let spans = match find(&state, &id).await {
-        Ok(Some(spans)) => spans,
-        Ok(None) => return Tempo::not_found("trace not found"),
-        Err(response) => return response,
-    };
+async fn v1(State(state): State<ApiState>, headers: HeaderMap, Path(id): Path<String>) -> Answer {
+    let spans = find(&state, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("trace not found"))?;
     if wants_protobuf(&headers) {
         let body = TraceMessage {
             resource_spans: spans,
         }
         .encode_to_vec();
-        return ([(header::CONTENT_TYPE, PROTOBUF)], body).into_response();
+        return Ok(([(header::CONTENT_TYPE, PROTOBUF)], body).into_response());
     }
-    axum::Json(json!({"resourceSpans": tempo_json(&spans)})).into_response()
+    Ok(axum::Json(json!({"resourceSpans": tempo_json(&spans)})).into_response())
 }
 
-async fn v2(State(state): State<ApiState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let spans = match find(&state, &id).await {
-        Ok(spans) => spans.unwrap_or_default(),
-        Err(response) => return response,
-    };
+async fn v2(State(state): State<ApiState>, headers: HeaderMap, Path(id): Path<String>) -> Answer {
+    let spans = find(&state, &id).await?.unwrap_or_default();
     if wants_protobuf(&headers) {
         let body = TraceByIdResponse {
             trace: Some(TraceMessage {
@@ -81,18 +76,18 @@ async fn v2(State(state): State<ApiState>, headers: HeaderMap, Path(id): Path<St
             }),
         }
         .encode_to_vec();
-        return ([(header::CONTENT_TYPE, PROTOBUF)], body).into_response();
+        return Ok(([(header::CONTENT_TYPE, PROTOBUF)], body).into_response());
     }
     let trace = if spans.is_empty() {
         json!({})
     } else {
         json!({"resourceSpans": tempo_json(&spans)})
     };
-    (
+    Ok((
         StatusCode::OK,
         axum::Json(json!({"trace": trace, "metrics": {}})),
     )
-        .into_response()
+        .into_response())
 }
 
 /// OTLP JSON as Tempo writes it (gogo jsonpb): ids in base64 rather than hex, span kinds and
