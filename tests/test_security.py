@@ -6,6 +6,7 @@ served without a restart."""
 import datetime
 import ipaddress
 import ssl
+import subprocess
 import time
 
 import grpc
@@ -24,6 +25,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from conftest import OSPREY_BIN
+
 TOKEN_A = "team-a-token-0123456789"
 TOKEN_B = "team-b-token-0123456789"
 TOKEN_A_INGEST = "team-a-ingest-only-0123"
@@ -31,27 +34,37 @@ TOKEN_METRICS = "prometheus-token-012345"
 
 
 def write_certificate(directory, common_name):
-    """A self-signed certificate for 127.0.0.1 and localhost; returns (cert path, key path)."""
+    """A certificate for 127.0.0.1 and localhost, signed by a CA of its own; returns (cert path,
+    key path). The certificate file holds the chain, so it also serves as the CA file clients
+    trust (rustls, unlike OpenSSL, refuses a server certificate that is itself a CA)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def signed(subject, public_key, issuer, issuer_key, is_ca):
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+        )
+        if not is_ca:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                ),
+                critical=False,
+            )
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{common_name} CA")])
+    ca = signed(ca_name, ca_key.public_key(), ca_name, ca_key, True)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+    certificate = signed(name, key.public_key(), ca_name, ca_key, False)
     cert_path, key_path = directory / "tls.crt", directory / "tls.key"
     # Written to temporary names and renamed, as a Secret update or a renewal replaces them.
     for path, data in [
@@ -60,7 +73,8 @@ def write_certificate(directory, common_name):
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )),
-        (cert_path, certificate.public_bytes(serialization.Encoding.PEM)),
+        (cert_path, certificate.public_bytes(serialization.Encoding.PEM)
+         + ca.public_bytes(serialization.Encoding.PEM)),
     ]:
         temporary = path.with_suffix(".new")
         temporary.write_bytes(data)
@@ -228,6 +242,39 @@ def test_a_wrong_token_is_refused_in_each_protocols_form(secured):
     assert secured.get("/metrics").status_code == 401
     assert secured.get("/metrics", headers=bearer(TOKEN_A)).status_code == 403
     assert secured.get("/metrics", headers=bearer(TOKEN_METRICS)).status_code == 200
+
+
+def test_the_command_line_reads_over_tls_with_a_token(secured, monkeypatch):
+    for variable in ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"]:
+        monkeypatch.delenv(variable, raising=False)
+    spans, trace_id = finished_spans("cli-over-tls")
+    exporter = HttpExporter(
+        endpoint=f"{secured.http_url}/v1/traces", certificate_file=secured.ca, headers=bearer(TOKEN_A)
+    )
+    assert exporter.export(spans) == SpanExportResult.SUCCESS
+    exporter.shutdown()
+    wait_for_trace(secured, trace_id, TOKEN_A)
+
+    def osprey(*args, token=TOKEN_A):
+        access = ["--ca-cert", str(secured.ca)] + (["--token", token] if token else [])
+        return subprocess.run([str(OSPREY_BIN), *args, *access], capture_output=True, text=True,
+                              timeout=60)
+
+    shown = osprey("trace", trace_id, "--server", secured.query_url)
+    assert shown.returncode == 0, shown.stderr
+    assert "checkout" in shown.stdout and "charge" in shown.stdout, shown.stdout
+    found = osprey("query", '{ resource.service.name = "cli-over-tls" }', "--server", secured.tempo_url)
+    assert found.returncode == 0, found.stderr
+    assert trace_id in found.stdout, found.stdout
+    # Without a token the server's refusal is what the user reads; another tenant's token finds nothing.
+    refused = osprey("trace", trace_id, "--server", secured.query_url, token=None)
+    assert refused.returncode != 0 and "401" in refused.stderr, refused.stderr
+    other = osprey("trace", trace_id, "--server", secured.query_url, token=TOKEN_B)
+    assert other.returncode != 0 and "not found" in other.stderr, other.stderr
+    # A server whose certificate nobody vouches for is not talked to.
+    untrusted = subprocess.run([str(OSPREY_BIN), "trace", trace_id, "--server", secured.query_url,
+                                "--token", TOKEN_A], capture_output=True, text=True, timeout=60)
+    assert untrusted.returncode != 0 and "TLS" in untrusted.stderr, untrusted.stderr
 
 
 def test_plain_text_is_refused_on_a_tls_port(secured):

@@ -1,5 +1,6 @@
-//! A minimal HTTP GET client: for the benchmarks, and for the `osprey` commands that talk to a
-//! running server (`trace`, `query`).
+//! A minimal HTTP GET client for the benchmarks, which ask servers they started themselves (plain
+//! HTTP, no token). The `osprey` commands that talk to a user's server have their own, with TLS
+//! and tokens (`osprey/src/remote.rs`).
 
 use anyhow::Context;
 use bytes::Bytes;

@@ -4,6 +4,7 @@ mod auth;
 mod blocks;
 mod config;
 mod http_server;
+mod remote;
 mod serve;
 mod tls;
 mod trace_tree;

@@ -13,19 +13,21 @@ use osprey_query::analysis::analyze;
 pub struct TraceArgs {
     /// The trace id (32 hex digits; 16 for a 64-bit id).
     pub trace_id: String,
-    /// The Osprey query endpoint to ask.
+    /// The Osprey query endpoint to ask (`https://…` for a server with TLS).
     #[arg(long, env = "OSPREY_SERVER", default_value = "http://127.0.0.1:16686")]
     pub server: String,
     /// Width of the duration bars, in characters.
     #[arg(long, default_value_t = 40)]
     pub bar_width: usize,
+    #[command(flatten)]
+    pub access: crate::remote::Access,
 }
 
 pub async fn run(args: TraceArgs) -> anyhow::Result<()> {
     let id = TraceId::from_hex(&args.trace_id)
         .map_err(|e| anyhow::anyhow!("malformed trace id {:?}: {e}", args.trace_id))?;
     let url = format!("{}/api/v3/traces/{id}", args.server.trim_end_matches('/'));
-    let (status, body) = osprey_bench::client::get(&url).await?;
+    let (status, body) = args.access.get(&url).await?;
     match status {
         200 => {}
         404 => bail!("trace {id} not found"),

@@ -14,7 +14,7 @@ use crate::units::parse_duration;
 pub struct QueryArgs {
     /// The TraceQL query, e.g. '{ resource.service.name = "payments" && duration > 1s }'.
     pub query: String,
-    /// The Osprey Tempo endpoint to ask.
+    /// The Osprey Tempo endpoint to ask (`https://…` for a server with TLS).
     #[arg(
         long,
         env = "OSPREY_TEMPO_SERVER",
@@ -33,6 +33,8 @@ pub struct QueryArgs {
     /// Print the answer as JSON (the Tempo API's search response) instead of a table.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub access: crate::remote::Access,
 }
 
 pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
@@ -51,9 +53,12 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
         args.server.trim_end_matches('/'),
         serde_urlencoded::to_string(&params)?
     );
-    let (status, body) = osprey_bench::client::get(&url).await?;
+    let (status, body) = args.access.get(&url).await?;
     if status != 200 {
-        bail!("{}", String::from_utf8_lossy(&body).trim());
+        bail!(
+            "{url} answered {status}: {}",
+            String::from_utf8_lossy(&body).trim()
+        );
     }
     let answer: Value = serde_json::from_slice(&body).context("parsing the search answer")?;
     if args.json {
