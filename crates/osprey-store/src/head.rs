@@ -298,3 +298,156 @@ impl Head {
         self.traces.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use osprey_model::fixtures::{request, service_spans, span};
+    use osprey_model::otlp::{status, Status};
+
+    fn at(segment: u64, len: u32) -> RecordLocation {
+        RecordLocation {
+            segment,
+            offset: 0,
+            len,
+        }
+    }
+
+    fn ids(head: &Head, trace: u8) -> Vec<(u32, u32)> {
+        let entry = head.trace(&TraceId([trace; 16])).expect("the trace");
+        head.spans(entry).map(|s| (s.record, s.position)).collect()
+    }
+
+    #[test]
+    fn a_trace_sent_in_pieces_is_one_entry_with_every_span_and_its_extent() {
+        let mut head = Head::default();
+        head.insert(
+            at(1, 100),
+            &request("cart", vec![span(7, 2, Some(1), "load", 2_000, 3_000)]),
+        );
+        head.insert(
+            at(1, 50),
+            &request("web", vec![span(7, 1, None, "GET /", 1_000, 9_000)]),
+        );
+        head.insert(
+            at(2, 10),
+            &request("web", vec![span(8, 1, None, "GET /", 5_000, 6_000)]),
+        );
+
+        assert_eq!(head.trace_count(), 2);
+        assert_eq!(head.span_count(), 3);
+        assert_eq!(head.record_bytes(), 160);
+        assert_eq!(head.time_range(), Some((1_000, 9_000)));
+        let trace = head.trace(&TraceId([7; 16])).expect("trace 7");
+        assert_eq!(
+            (trace.start_ns, trace.end_ns, trace.span_count),
+            (1_000, 9_000, 2)
+        );
+        // Newest first, each pointing at its record and place in it.
+        assert_eq!(ids(&head, 7), vec![(1, 0), (0, 0)]);
+        assert_eq!(head.record(1).len, 50);
+        let root = head.root(trace).expect("a root");
+        assert_eq!(head.service_name(root.service), "web");
+        assert_eq!(head.span_name(root.name), "GET /");
+        // Arrival order, newest first, from any position.
+        let order: Vec<u8> = head
+            .traces_newest_first(head.trace_count())
+            .map(|t| t.id.0[0])
+            .collect();
+        assert_eq!(order, vec![8, 7]);
+        assert_eq!(head.traces_newest_first(1).count(), 1);
+    }
+
+    #[test]
+    fn the_earliest_span_stands_in_for_a_root_that_has_not_arrived() {
+        let mut head = Head::default();
+        head.insert(
+            at(1, 1),
+            &request("db", vec![span(3, 5, Some(4), "SELECT", 4_000, 5_000)]),
+        );
+        head.insert(
+            at(1, 1),
+            &request("api", vec![span(3, 4, Some(1), "charge", 2_000, 6_000)]),
+        );
+        let trace = head.trace(&TraceId([3; 16])).expect("trace 3");
+        let stand_in = head.root(trace).expect("a stand-in");
+        assert!(!stand_in.root);
+        assert_eq!(head.span_name(stand_in.name), "charge");
+    }
+
+    #[test]
+    fn services_operations_kinds_and_errors_are_indexed() {
+        let mut head = Head::default();
+        let mut failed = span(1, 1, None, "POST /pay", 0, 10);
+        failed.kind = 2;
+        failed.status = Some(Status {
+            code: status::StatusCode::Error as i32,
+            ..Default::default()
+        });
+        let mut client = span(1, 2, Some(1), "POST /pay", 1, 5);
+        client.kind = 3;
+        let mut request = request("payments", vec![failed, client]);
+        request.resource_spans.push(service_spans(
+            "bank",
+            vec![span(1, 3, Some(2), "authorize", 2, 4)],
+        ));
+        head.insert(at(1, 1), &request);
+
+        assert_eq!(head.services(), vec!["bank", "payments"]);
+        let payments = head.service_id("payments").expect("payments");
+        assert_eq!(
+            head.operations(payments),
+            vec![("POST /pay", 2), ("POST /pay", 3)]
+        );
+        assert_eq!(head.service_id("nobody"), None);
+        let trace = head.trace(&TraceId([1; 16])).expect("the trace");
+        let errors: Vec<bool> = head.spans(trace).map(|s| s.error).collect();
+        assert_eq!(errors, vec![false, false, true]);
+        // Positions count every span of the record, across resources.
+        assert_eq!(ids(&head, 1), vec![(0, 2), (0, 1), (0, 0)]);
+        let bank = head.spans(trace).next().expect("the bank's span");
+        assert_eq!(bank.parent_low, low_bits(&[2; 8]));
+    }
+
+    #[test]
+    fn spans_with_invalid_trace_ids_are_skipped_but_keep_their_places() {
+        let mut head = Head::default();
+        let mut bad = span(0, 1, None, "zero trace id", 0, 1);
+        bad.trace_id = vec![0; 16];
+        let mut short = span(0, 2, None, "short trace id", 0, 1);
+        short.trace_id = vec![1; 3];
+        head.insert(
+            at(1, 1),
+            &request("svc", vec![bad, short, span(9, 3, None, "ok", 0, 1)]),
+        );
+        assert_eq!(head.span_count(), 1);
+        assert_eq!(ids(&head, 9), vec![(0, 2)]);
+        assert!(!head.insert_record(at(1, 1), b"\xff\xff not a request"));
+        assert_eq!(
+            head.span_count(),
+            1,
+            "an undecodable record indexes nothing"
+        );
+    }
+
+    #[test]
+    fn span_entries_cross_chunk_boundaries() {
+        let mut head = Head::default();
+        let spans: Vec<_> = (0..CHUNK_LEN as u64 + 5)
+            .map(|i| {
+                let mut s = span(4, 0, None, "many", i, i + 1);
+                s.span_id = (i + 1).to_be_bytes().to_vec();
+                s
+            })
+            .collect();
+        head.insert(at(1, 1), &request("svc", spans));
+        let trace = head.trace(&TraceId([4; 16])).expect("the trace");
+        assert_eq!(trace.span_count as usize, CHUNK_LEN + 5);
+        let starts: Vec<u64> = head.spans(trace).map(|s| s.start_ns).collect();
+        assert_eq!(starts.len(), CHUNK_LEN + 5);
+        assert!(
+            starts.windows(2).all(|w| w[0] == w[1] + 1),
+            "newest first, none lost"
+        );
+    }
+}
