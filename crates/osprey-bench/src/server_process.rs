@@ -48,7 +48,23 @@ impl ServerProcess {
         let [jaeger_compact, jaeger_binary] = udp[..] else {
             bail!("two UDP ports were asked for")
         };
-        let child = Command::new(std::env::current_exe()?)
+        let mut command = Command::new(std::env::current_exe()?);
+        // A benchmark stopped by a signal never drops this handle: the kernel then stops the
+        // server, which would otherwise run on, orphaned, loading the machine. (The signal follows
+        // the thread that started the server: start it from a runtime worker, never from a
+        // blocking-pool thread, which ends when idle.)
+        // SAFETY: prctl is async-signal-safe and touches nothing of the parent's.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        let child = command
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)

@@ -256,12 +256,15 @@ async fn send(channel: Channel, client: usize, shared: Arc<Shared>) {
     let grpc = tonic::client::Grpc::new(channel);
     let in_flight = Arc::new(AtomicU64::new(0));
     let mut sent = 0u64;
-    let mut next = Instant::now();
+    // When the next send is due; `None` while sending unpaced. A late wake-up sends what fell due
+    // meanwhile (no tick is dropped), so the offered rate is the asked one.
+    let mut next: Option<Instant> = None;
     while !shared.stop.load(Ordering::Relaxed) {
         let interval = shared.interval_ns.load(Ordering::Relaxed);
         if interval > 0 {
-            tokio::time::sleep_until(next.into()).await;
-            next = (next + Duration::from_nanos(interval)).max(Instant::now());
+            let due = *next.get_or_insert_with(Instant::now);
+            tokio::time::sleep_until(due.into()).await;
+            next = Some(due + Duration::from_nanos(interval));
             if in_flight.load(Ordering::Relaxed) >= IN_FLIGHT_PER_CLIENT {
                 shared.window.lock().skipped += 1;
                 continue;
@@ -323,18 +326,27 @@ fn throttled(status: &tonic::Status) -> bool {
 /// soak a query benchmark: at 80 % of the ingest maximum a minute holds tens of millions of spans,
 /// and a scan of them takes a core for seconds, which the ingest then lacks.
 async fn query_loop(query: std::net::SocketAddr, shared: Arc<Shared>) {
+    // Each answers for the last minute, given as `start`/`end` in microseconds (appended below).
     let paths = [
-        "/api/traces?service=service-3&lookback=1m&limit=20",
-        "/api/osprey/traceql?q=%7B%20resource.service.name%20%3D%20%22service-5%22%20%26%26%20duration%20%3E%2050ms%20%7D&limit=20&lookback=1m",
-        "/api/osprey/service-graph?lookback=1m",
+        "/api/traces?service=service-3&limit=20",
+        "/api/osprey/traceql?q=%7B%20resource.service.name%20%3D%20%22service-5%22%20%26%26%20duration%20%3E%2050ms%20%7D&limit=20",
+        "/api/osprey/service-graph",
     ];
     for path in paths.iter().cycle() {
+        let now_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_micros() as u64;
+        let start_us = now_us.saturating_sub(60_000_000);
+        let joint = if path.contains('?') { '&' } else { '?' };
+        let url = format!("http://{query}{path}{joint}start={start_us}&end={now_us}");
         let at = Instant::now();
-        let ok = matches!(crate::client::get(&format!("http://{query}{path}")).await, Ok((200, _)));
-        let mut window = shared.window.lock();
-        window.query_latencies.push(at.elapsed());
-        window.failed_queries += u64::from(!ok);
-        drop(window);
+        let ok = matches!(crate::client::get(&url).await, Ok((200, _)));
+        {
+            let mut window = shared.window.lock();
+            window.query_latencies.push(at.elapsed());
+            window.failed_queries += u64::from(!ok);
+        }
         tokio::time::sleep(QUERY_PAUSE).await;
     }
 }
