@@ -82,14 +82,7 @@ fn by_trace(resource_spans: Vec<ResourceSpans>) -> BTreeMap<Vec<u8>, Vec<Resourc
 
 /// `endTs` and `lookback` in milliseconds (default: now, one day).
 async fn dependencies(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Answer {
-    let p = Params::parse(query.as_deref())?;
-    let end = p
-        .parsed(&["endTs"], params::millis)?
-        .unwrap_or(params::now_ns());
-    let lookback = p
-        .parsed(&["lookback"], params::millis)?
-        .unwrap_or(params::DAY_NS);
-    let start = end.saturating_sub(lookback);
+    let (start, end) = params::end_ts_lookback(&Params::parse(query.as_deref())?)?;
     let graph = state
         .run("dependencies", move |q| q.service_graph(start, end))
         .await?;

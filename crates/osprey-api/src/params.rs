@@ -98,6 +98,14 @@ pub fn go_duration(text: &str) -> Result<u64, String> {
 /// A day in nanoseconds: the lookback of the Jaeger and Zipkin APIs when none is given.
 pub const DAY_NS: u64 = 86_400_000_000_000;
 
+/// `endTs` (unix ms, default now) and `lookback` (ms, default a day) as a window in nanoseconds:
+/// how Jaeger's `/api/dependencies` and Zipkin's API name a time range.
+pub fn end_ts_lookback(p: &Params) -> Result<(u64, u64), String> {
+    let end = p.parsed(&["endTs"], millis)?.unwrap_or(now_ns());
+    let lookback = p.parsed(&["lookback"], millis)?.unwrap_or(DAY_NS);
+    Ok((end.saturating_sub(lookback), end))
+}
+
 /// Now, in nanoseconds since the Unix epoch: where a window without an end ends.
 pub fn now_ns() -> u64 {
     std::time::SystemTime::now()

@@ -64,17 +64,6 @@ fn api() -> Router<ApiState> {
 /// Zipkin's default number of traces a search returns.
 const DEFAULT_LIMIT: usize = 10;
 
-/// `endTs` (unix ms, default now) and `lookback` (ms, default a day) as a window in nanoseconds.
-fn window(p: &Params) -> Result<(u64, u64), String> {
-    let end = p
-        .parsed(&["endTs"], params::millis)?
-        .unwrap_or(params::now_ns());
-    let lookback = p
-        .parsed(&["lookback"], params::millis)?
-        .unwrap_or(params::DAY_NS);
-    Ok((end.saturating_sub(lookback), end))
-}
-
 fn attribute(scope: Scope, name: &str) -> FieldExpr {
     FieldExpr::Attribute(Attribute {
         scope,
@@ -193,7 +182,7 @@ fn search(p: &Params) -> Result<TraceqlSearch, String> {
         .into_iter()
         .reduce(|a, b| FieldExpr::And(Box::new(a), Box::new(b)))
         .unwrap_or(FieldExpr::Static(Value::Bool(true)));
-    let (start_ns, end_ns) = window(p)?;
+    let (start_ns, end_ns) = params::end_ts_lookback(p)?;
     Ok(TraceqlSearch {
         expr: SpansetExpr::Filter(filter),
         start_ns,
@@ -317,7 +306,7 @@ async fn trace_many(State(state): State<ApiState>, RawQuery(query): RawQuery) ->
 async fn dependencies(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Answer {
     let p = Params::parse(query.as_deref())?;
     p.get(&["endTs"]).ok_or("endTs is required".to_string())?;
-    let (start, end) = window(&p)?;
+    let (start, end) = params::end_ts_lookback(&p)?;
     let graph = state
         .run("zipkin dependencies", move |q| q.service_graph(start, end))
         .await?;
