@@ -175,7 +175,6 @@ async fn jaeger_thrift_http_refuses_what_it_cannot_read() {
         "{}",
         String::from_utf8_lossy(&body)
     );
-    assert!(!body.is_empty(), "the refusal says why");
     let (status, _) = send(&router, Method::GET, "/api/traces", &[], Body::empty()).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(f.stored(DEFAULT_TENANT), 0);
