@@ -1,11 +1,14 @@
-"""Slow and stalled clients: a client that sends its headers slowly (or never) is cut off, one that
+"""Slow and stalled clients: a client that sends its headers slowly (or never; on the gRPC port, any
+first bytes) is cut off, one that
 trickles an export's body is refused with 408 once `--request-timeout` passes, and neither keeps
 other clients from being served."""
 
 import socket
 import time
 
+import grpc
 import requests
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from spans import new_trace_id, request, span
 
@@ -31,10 +34,16 @@ def read_until_closed(connection, limit_seconds):
 def test_clients_stalling_before_or_in_their_headers_are_cut_off_and_block_nobody(osprey):
     silent = raw_connection(osprey.query_port, b"")
     stalled = raw_connection(osprey.query_port, b"GET /api/services HTTP/1.1\r\nHost: osprey\r\n")
-    # Others are served meanwhile.
+    silent_grpc = raw_connection(osprey.grpc_port, b"")
+    # Others are served meanwhile, over HTTP and over gRPC.
     assert osprey.get("/api/services").status_code == 200
-    # The server's header deadline is 30 s; without one the reads below time out after 60 s.
-    for connection in (silent, stalled):
+    channel = grpc.insecure_channel(f"127.0.0.1:{osprey.grpc_port}")
+    trace_service_pb2_grpc.TraceServiceStub(channel).Export(
+        trace_service_pb2.ExportTraceServiceRequest(), timeout=10)
+    channel.close()
+    # The server's deadline for a first byte or whole headers is 30 s; without one the reads below
+    # time out after 60 s.
+    for connection in (silent, stalled, silent_grpc):
         _, seconds = read_until_closed(connection, 60)
         assert seconds < 45
 

@@ -3,6 +3,7 @@
 mod auth;
 mod blocks;
 mod config;
+mod grpc_listener;
 mod http_server;
 mod remote;
 mod serve;

@@ -196,12 +196,10 @@ macro_rules! serve_grpc {
     ($router:expr, $listener:expr, $what:literal) => {
         async {
             match $listener {
-                // Without TCP_NODELAY, small response frames wait out delayed ACKs (~40 ms an export).
                 Listener::Plain(listener) => {
                     $router
                         .serve_with_incoming_shutdown(
-                            tonic::transport::server::TcpIncoming::from(listener)
-                                .with_nodelay(Some(true)),
+                            crate::grpc_listener::incoming(listener),
                             shutdown_signal(),
                         )
                         .await
@@ -216,6 +214,12 @@ macro_rules! serve_grpc {
         }
     };
 }
+
+/// The gRPC ports ping a connection quiet this long and close it when no answer comes within
+/// [`GRPC_KEEPALIVE_TIMEOUT`]: a peer that vanished (a killed pod, a dropped NAT entry) then stops
+/// holding a connection. Exporters keep connections open between batches, so quiet alone is fine.
+const GRPC_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
+const GRPC_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let strategies = Arc::new(sampling_strategies(&args)?);
@@ -388,6 +392,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let grpc_listener = bind(args.otlp_grpc_addr, "OTLP/gRPC", tls, Alpn::H2).await?;
 
     let grpc = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(GRPC_KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(GRPC_KEEPALIVE_TIMEOUT))
         .timeout(request_timeout)
         // Refused calls never take a receiving slot: the token is checked first.
         .layer(grpc_gate(Right::Ingest))
@@ -396,6 +402,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ))
         .add_service(TraceService::new(ingester));
     let jaeger_grpc = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(GRPC_KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(GRPC_KEEPALIVE_TIMEOUT))
         .layer(grpc_gate(Right::Query))
         .add_service(osprey_api::JaegerQueryService::new(api_state.clone()));
     tracing::info!("osprey is ready");
