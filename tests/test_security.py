@@ -325,8 +325,10 @@ def test_the_ui_asks_for_a_token_once_and_shows_only_its_tenant(secured, monkeyp
 
     for variable in ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"]:
         monkeypatch.delenv(variable, raising=False)
+    traces = {}
     for service, token in [("ui-team-a", TOKEN_A), ("ui-team-b", TOKEN_B)]:
         spans, trace_id = finished_spans(service)
+        traces[service] = trace_id
         exporter = HttpExporter(
             endpoint=f"{secured.http_url}/v1/traces", certificate_file=secured.ca, headers=bearer(token)
         )
@@ -355,5 +357,24 @@ def test_the_ui_asks_for_a_token_once_and_shows_only_its_tenant(secured, monkeyp
             page.goto(f"{secured.query_url}/search")
             page.wait_for_selector("select[name=service] option[value=ui-team-a]", state="attached")
             assert len(prompts) == 1
+            # The trace's JSON link opens the answer, fetched with the token a plain link lacks.
+            trace_id = traces["ui-team-a"]
+            page.goto(f"{secured.query_url}/trace/{trace_id}")
+            with page.context.expect_page() as opened:
+                page.get_by_role("link", name="JSON").click()
+            tab = opened.value
+            tab.wait_for_function("document.body && document.body.innerText.includes('resourceSpans')")
+            assert trace_id in tab.inner_text("body") or "ui-team-a" in tab.inner_text("body")
+            assert "401" not in tab.inner_text("body")
+
+            # A kept token that may not read (ingest only) is answered 403: the UI asks for another.
+            context = browser.new_context(ignore_https_errors=True)
+            context.add_init_script(f"localStorage.setItem('osprey.token', '{TOKEN_A_INGEST}')")
+            page = context.new_page()
+            prompts.clear()
+            page.on("dialog", answer)
+            page.goto(f"{secured.query_url}/search")
+            page.wait_for_selector("select[name=service] option[value=ui-team-a]", state="attached")
+            assert len(prompts) == 1 and "403" in prompts[0], prompts
         finally:
             browser.close()

@@ -1,6 +1,6 @@
 // The trace view: summary, "where the time went", the timeline with the critical path, span details.
 
-import { flattenSpans, getJSON } from './api.js';
+import { flattenSpans, getJSON, openAnswer } from './api.js';
 import { attributes, duration, el, serviceColor, time } from './format.js';
 import { Timeline } from './timeline.js';
 
@@ -138,7 +138,11 @@ export function renderTrace(view, match) {
         el('span', {}, `${spans.length} spans`),
         el('span', {}, `${services.size} services`),
         el('span', { class: errors ? 'error-text' : 'muted' }, `${errors} errors`),
-        el('a', { href: `/api/v3/traces/${answer.traceId}`, target: '_blank' }, 'JSON')),
+        el('a', {
+          href: `/api/v3/traces/${answer.traceId}`,
+          target: '_blank',
+          onclick: (event) => openAnswer(event, `/api/v3/traces/${answer.traceId}`),
+        }, 'JSON')),
       timePanel(model.analysis),
       el('div', { class: 'toolbar' },
         el('button', { type: 'button', onclick: () => timeline.setAllCollapsed(false), title: 'Expand all' }, 'Expand all'),
