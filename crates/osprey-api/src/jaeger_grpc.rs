@@ -223,17 +223,14 @@ fn search_query(query: Option<TraceQueryParameters>) -> Result<TraceQuery, Statu
 /// codes, logged when it is the server's fault.
 fn status(failure: impl Into<QueryFailure>) -> Status {
     let failure = failure.into();
-    let message = failure.to_string();
-    match failure.status() {
+    let (status, message) = (failure.status(), failure.to_string());
+    if status.is_server_error() {
+        tracing::error!("query API error: {message}");
+    }
+    match status {
         axum::http::StatusCode::BAD_REQUEST => Status::invalid_argument(message),
-        axum::http::StatusCode::SERVICE_UNAVAILABLE => {
-            tracing::error!("query API error: {message}");
-            Status::deadline_exceeded(message)
-        }
-        _ => {
-            tracing::error!("query API error: {message}");
-            Status::internal(message)
-        }
+        axum::http::StatusCode::SERVICE_UNAVAILABLE => Status::deadline_exceeded(message),
+        _ => Status::internal(message),
     }
 }
 
